@@ -1,0 +1,107 @@
+"""Turning per-step class probabilities into text (numpy only: used by torch code, ONNX Runtime and Triton).
+
+The network emits ``probs`` [B, T, NUM_CLASSES] (softmax over classes, class 0 = CTC blank). Greedy
+decoding takes the best class per step, merges repeats and drops blanks; beam search keeps the
+``beam_width`` best prefixes under the CTC prefix-merging rule.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lowres_ocr.charset import BLANK, decode_ids
+
+
+@dataclass
+class Decoded:
+    text: str
+    confidence: float  # mean probability of the emitted characters (0.0 for an empty string)
+    char_confidences: list[float] = field(default_factory=list)
+
+
+def ctc_greedy(probs: np.ndarray) -> list[Decoded]:
+    """Best path decoding of a batch ``probs`` [B, T, C]."""
+    probs = np.asarray(probs, dtype=np.float32)
+    if probs.ndim != 3:
+        raise ValueError(f"probs must be [batch, steps, classes], got shape {probs.shape}")
+    best = probs.argmax(axis=2)
+    best_p = probs.max(axis=2)
+    out: list[Decoded] = []
+    for ids, ps in zip(best, best_p):
+        kept_ids: list[int] = []
+        kept_p: list[float] = []
+        prev = BLANK
+        for i, p in zip(ids.tolist(), ps.tolist()):
+            if i != BLANK and i != prev:
+                kept_ids.append(i)
+                kept_p.append(p)
+            elif i != BLANK and i == prev and kept_p:  # same character held over several steps
+                kept_p[-1] = max(kept_p[-1], p)
+            prev = i
+        conf = float(np.mean(kept_p)) if kept_p else 0.0
+        out.append(Decoded(decode_ids(kept_ids), conf, [float(p) for p in kept_p]))
+    return out
+
+
+def ctc_sequence_logprob(probs: np.ndarray, ids: list[int]) -> float:
+    """log P(label | probs) for one sample ``probs`` [T, C], summed over all CTC alignments."""
+    probs = np.asarray(probs, dtype=np.float64)
+    ext = [BLANK]
+    for i in ids:
+        ext += [i, BLANK]
+    t_steps, s = probs.shape[0], len(ext)
+    alpha = np.zeros(s)
+    alpha[0] = probs[0, ext[0]]
+    if s > 1:
+        alpha[1] = probs[0, ext[1]]
+    for t in range(1, t_steps):
+        new = np.zeros(s)
+        for k in range(s):
+            a = alpha[k] + (alpha[k - 1] if k >= 1 else 0.0)
+            if k >= 2 and ext[k] != BLANK and ext[k] != ext[k - 2]:
+                a += alpha[k - 2]
+            new[k] = a * probs[t, ext[k]]
+        alpha = new
+    total = alpha[-1] + (alpha[-2] if s > 1 else 0.0)
+    return math.log(total) if total > 0 else float("-inf")
+
+
+def ctc_beam_search(probs: np.ndarray, beam_width: int = 8, prune: float = 1e-4) -> list[Decoded]:
+    """CTC prefix beam search over a batch ``probs`` [B, T, C]; returns the most probable label per sample."""
+    probs = np.asarray(probs, dtype=np.float64)
+    results: list[Decoded] = []
+    for sample in probs:
+        # prefix -> (p ending in blank, p ending in non-blank)
+        beams: dict[tuple[int, ...], tuple[float, float]] = {(): (1.0, 0.0)}
+        for step in sample:
+            candidates = np.nonzero(step >= prune)[0]
+            nxt: dict[tuple[int, ...], list[float]] = {}
+            for prefix, (pb, pnb) in beams.items():
+                for c in candidates.tolist():
+                    p = step[c]
+                    if c == BLANK:
+                        entry = nxt.setdefault(prefix, [0.0, 0.0])
+                        entry[0] += (pb + pnb) * p
+                        continue
+                    last = prefix[-1] if prefix else None
+                    extended = prefix + (c,)
+                    entry = nxt.setdefault(extended, [0.0, 0.0])
+                    if c == last:
+                        entry[1] += pb * p  # repeated char needs a blank in between
+                        same = nxt.setdefault(prefix, [0.0, 0.0])
+                        same[1] += pnb * p
+                    else:
+                        entry[1] += (pb + pnb) * p
+            ranked = sorted(nxt.items(), key=lambda kv: kv[1][0] + kv[1][1], reverse=True)[:beam_width]
+            total = sum(v[0] + v[1] for _, v in ranked) or 1.0
+            beams = {k: (v[0] / total, v[1] / total) for k, v in ranked}  # renormalise against underflow
+        best = max(beams.items(), key=lambda kv: kv[1][0] + kv[1][1])[0]
+        # per-character confidence from the greedy alignment restricted to this label is costly; use the
+        # per-step max over the character's class as an estimate
+        char_conf = [float(sample[:, c].max()) for c in best]
+        conf = float(np.mean(char_conf)) if char_conf else 0.0
+        results.append(Decoded(decode_ids(best), conf, char_conf))
+    return results

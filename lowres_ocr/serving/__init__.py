@@ -1,0 +1,1 @@
+"""serving stage of lowres-ocr."""
