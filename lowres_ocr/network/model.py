@@ -1,0 +1,161 @@
+"""The multi-task network: SR branch → (rectifier) → recognition encoder → CTC classifier.
+
+Training also runs the HR image through the same encoder; a contrastive term pulls the pooled
+features of the SR path toward those of the matching HR image. Inference (``infer``) uses only the
+LR → SR → recognizer path and has no data-dependent Python control flow, so it exports to one ONNX graph.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+
+from lowres_ocr.charset import NUM_CLASSES
+from lowres_ocr.network.encoders import PPOCREncoder, ResNetEncoder
+from lowres_ocr.network.losses import ctc_loss, info_nce, sr_loss
+from lowres_ocr.network.rectifier import TPSRectifier
+from lowres_ocr.network.sr import SRBranch
+
+DEFAULT_MODEL: dict[str, Any] = {
+    "sr": {"channels": 32, "blocks": 3, "sequence": True},
+    "rectifier": False,
+    "recognizer": {"type": "ppocr", "width": 192, "init": "rapidocr"},
+    "contrastive_dim": 128,
+}
+
+DEFAULT_LOSS_WEIGHTS: dict[str, float] = {"rec": 1.0, "rec_hr": 0.0, "sr": 1.0, "sr_gradient": 1.0, "contrastive": 0.1}
+
+
+def merge(base: dict[str, Any], override: dict[str, Any] | None) -> dict[str, Any]:
+    """Recursive dict merge (``override`` wins) without touching either input."""
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def tiny_config() -> dict[str, Any]:
+    """A small randomly initialised model (≈0.3 M parameters) for tests: no downloads, fast on CPU."""
+    return {
+        "sr": {"channels": 16, "blocks": 1, "sequence": True},
+        "rectifier": False,
+        "recognizer": {"type": "resnet", "widths": [16, 32, 48, 64], "hidden": 64},
+        "contrastive_dim": 32,
+    }
+
+
+class LowResOCR(nn.Module):
+    def __init__(self, config: dict[str, Any], encoder: nn.Module, head: nn.Linear):
+        super().__init__()
+        self.config = config
+        sr = config["sr"]
+        self.sr = SRBranch(sr["channels"], sr["blocks"], sr.get("sequence", True))
+        self.rectifier = TPSRectifier() if config.get("rectifier") else nn.Identity()
+        self.encoder = encoder
+        self.head = head
+        dim = encoder.feature_dim
+        self.projection = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(True), nn.Linear(dim, config["contrastive_dim"]))
+
+    # -- inference --------------------------------------------------------------------------------
+    def features(self, image32x128: torch.Tensor) -> torch.Tensor:
+        return self.encoder(self.rectifier(image32x128))
+
+    def recognize(self, image32x128: torch.Tensor) -> torch.Tensor:
+        """Class probabilities [B, T, C] for a 32×128 image (HR crop, SR output or bicubic LR)."""
+        return self.head(self.features(image32x128)).softmax(-1)
+
+    def infer(self, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The deployed path: ``lr`` [B,3,16,64] in [0,1] → (probs [B,T,95], sr [B,3,32,128])."""
+        sr = self.sr(lr)
+        return self.recognize(sr), sr
+
+    # -- training ---------------------------------------------------------------------------------
+    def training_losses(self, lr: torch.Tensor, hr: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor,
+                        weights: dict[str, float]) -> dict[str, torch.Tensor]:
+        """Every loss part and their weighted ``total`` for a batch of LR/HR pairs with labels."""
+        sr = self.sr(lr)
+        f_sr = self.features(sr)
+        parts: dict[str, torch.Tensor] = {"rec": ctc_loss(self.head(f_sr), targets, target_lengths)}
+        parts["sr"] = sr_loss(sr, hr, weights.get("sr_gradient", 1.0))
+        if weights.get("rec_hr", 0):
+            f_hr = self.features(hr)
+            parts["rec_hr"] = ctc_loss(self.head(f_hr), targets, target_lengths)
+        elif weights.get("contrastive", 0):
+            with torch.no_grad():  # HR features are only the (fixed) target: skip their backward pass
+                f_hr = self.features(hr)
+        if weights.get("contrastive", 0):
+            parts["contrastive"] = info_nce(self.projection(f_sr.mean(1)), self.projection(f_hr.mean(1)).detach())
+        parts["total"] = sum(weights.get(k, 0.0) * v for k, v in parts.items())
+        return parts
+
+
+def build_model(config: dict[str, Any] | None = None, graph_spec: dict[str, Any] | None = None) -> LowResOCR:
+    """Build the network from a model config (merged over DEFAULT_MODEL).
+
+    ``graph_spec`` (stored in checkpoints) rebuilds a PP-OCR encoder without the rapidocr package; without
+    it, ``recognizer.init: rapidocr`` loads the pretrained weights from the installed wheel.
+    """
+    cfg = merge(DEFAULT_MODEL, config) if config is None or "sr" not in config else copy.deepcopy(config)
+    rec = cfg["recognizer"]
+    if rec["type"] == "ppocr":
+        width = rec.get("width", 192)
+        if graph_spec is not None:
+            encoder = PPOCREncoder(graph_spec, width)
+            head = nn.Linear(encoder.feature_dim, NUM_CLASSES)
+        elif rec.get("init") == "rapidocr":
+            encoder, head = PPOCREncoder.pretrained(width)
+        else:
+            raise ValueError("recognizer type 'ppocr' needs init: rapidocr (or a checkpoint holding its graph)")
+    elif rec["type"] == "resnet":
+        encoder = ResNetEncoder(tuple(rec.get("widths", (32, 64, 128, 256))), rec.get("hidden", 256))
+        head = nn.Linear(encoder.feature_dim, NUM_CLASSES)
+    else:
+        raise ValueError(f"unknown recognizer type {rec['type']!r} (expected 'ppocr' or 'resnet')")
+    return LowResOCR(cfg, encoder, head)
+
+
+def save_checkpoint(path, model: LowResOCR, extra: dict[str, Any] | None = None) -> None:
+    """Atomically write ``{"config", "graph_spec", "model", **extra}`` (write aside, then rename)."""
+    import os
+    from pathlib import Path
+
+    model = getattr(model, "module", model)  # unwrap DDP
+    spec = model.encoder.graph.spec if isinstance(model.encoder, PPOCREncoder) else None
+    payload = {"format": "lowres-ocr/1", "config": model.config, "graph_spec": spec, "model": model.state_dict()}
+    payload.update(extra or {})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(payload, tmp)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as err:  # truncated or not a torch file
+        raise ValueError(f"checkpoint {path} cannot be read: {type(err).__name__}: {err}") from None
+    if not isinstance(payload, dict) or payload.get("format") != "lowres-ocr/1":
+        raise ValueError(f"{path} is not a lowres-ocr checkpoint (missing format 'lowres-ocr/1')")
+    return payload
+
+
+def load_model(path, device: str | torch.device = "cpu") -> tuple[LowResOCR, dict[str, Any]]:
+    """Rebuild the network from a checkpoint; returns (model in eval mode, checkpoint payload)."""
+    payload = load_checkpoint(path, device)
+    model = build_model(payload["config"], graph_spec=payload.get("graph_spec"))
+    model.load_state_dict(payload["model"])
+    return model.to(device).eval(), payload

@@ -1,0 +1,59 @@
+"""Super-resolution branch: 16×64 LR crop → 32×128 image (TSRN-style residual SR blocks)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class SequenceUnit(nn.Module):
+    """Bidirectional GRU along the text direction (width), applied to every feature row, residual."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.gru = nn.GRU(channels, channels // 2, batch_first=True, bidirectional=True)
+        self.proj = nn.Linear(2 * (channels // 2), channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        seq = x.permute(0, 2, 3, 1).reshape(b * h, w, c)
+        out, _ = self.gru(seq)
+        out = self.proj(out).reshape(b, h, w, c).permute(0, 3, 1, 2)
+        return x + out
+
+
+class SRBlock(nn.Module):
+    """conv-BN-PReLU-conv-BN, then a sequence unit; residual around the whole block."""
+
+    def __init__(self, channels: int, sequence: bool = True):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1), nn.BatchNorm2d(channels), nn.PReLU(channels),
+            nn.Conv2d(channels, channels, 3, padding=1), nn.BatchNorm2d(channels),
+        )
+        self.sequence = SequenceUnit(channels) if sequence else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.sequence(self.body(x))
+
+
+class SRBranch(nn.Module):
+    """Predicts a residual over bicubic upsampling, so an untrained branch starts as plain bicubic."""
+
+    def __init__(self, channels: int = 64, blocks: int = 4, sequence: bool = True, scale: int = 2):
+        super().__init__()
+        self.scale = scale
+        self.head = nn.Sequential(nn.Conv2d(3, channels, 9, padding=4), nn.PReLU(channels))
+        self.blocks = nn.Sequential(*[SRBlock(channels, sequence) for _ in range(blocks)])
+        self.fuse = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.BatchNorm2d(channels))
+        self.up = nn.Sequential(nn.Conv2d(channels, channels * scale * scale, 3, padding=1), nn.PixelShuffle(scale), nn.PReLU(channels))
+        self.tail = nn.Conv2d(channels, 3, 9, padding=4)
+        nn.init.zeros_(self.tail.weight)
+        nn.init.zeros_(self.tail.bias)
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        base = F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        feat = self.head(lr)
+        feat = feat + self.fuse(self.blocks(feat))
+        return torch.clamp(base + self.tail(self.up(feat)), 0.0, 1.0)
