@@ -1,0 +1,72 @@
+"""In-process inference with a checkpoint: the reference every other path (ONNX, Triton) is checked against."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from lowres_ocr.decoding import Decoded, ctc_beam_search, ctc_greedy
+from lowres_ocr.network import LowResOCR, load_model
+from lowres_ocr.preprocess import HR_SIZE, LR_SIZE, batch_arrays
+
+Mode = Literal["sr", "bicubic", "hr"]
+MODES: tuple[str, ...] = ("sr", "bicubic", "hr")
+
+
+class Recognizer:
+    """Wraps a :class:`LowResOCR` for batched prediction on PIL images."""
+
+    def __init__(self, model: LowResOCR, device: str | torch.device = "cpu", meta: dict | None = None):
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+        self.meta = meta or {}
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "Recognizer":
+        model, payload = load_model(path, device)
+        meta = {k: v for k, v in payload.items() if k not in ("model", "optimizer", "scheduler", "rng", "graph_spec")}
+        return cls(model, device, meta)
+
+    def _batches(self, images: list[Image.Image], batch_size: int) -> Iterable[list[Image.Image]]:
+        for i in range(0, len(images), batch_size):
+            yield images[i:i + batch_size]
+
+    @torch.inference_mode()
+    def probabilities(self, images: list[Image.Image], mode: Mode = "sr", batch_size: int = 64) -> np.ndarray:
+        """Per-step class probabilities [N, T, C] for ``images`` under ``mode`` (see CONTRACTS.md)."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        out = []
+        for chunk in self._batches(images, batch_size):
+            if mode == "hr":
+                x = torch.from_numpy(batch_arrays(chunk, HR_SIZE)).to(self.device)
+                probs = self.model.recognize(x)
+            else:
+                lr = torch.from_numpy(batch_arrays(chunk, LR_SIZE)).to(self.device)
+                if mode == "sr":
+                    probs, _ = self.model.infer(lr)
+                else:
+                    up = F.interpolate(lr, scale_factor=2, mode="bicubic", align_corners=False).clamp(0, 1)
+                    probs = self.model.recognize(up)
+            out.append(probs.float().cpu().numpy())
+        if not out:
+            return np.zeros((0, 0, 0), dtype=np.float32)
+        return np.concatenate(out)
+
+    def predict(self, images: list[Image.Image], mode: Mode = "sr", batch_size: int = 64, beam_width: int = 0) -> list[Decoded]:
+        probs = self.probabilities(images, mode, batch_size)
+        if len(probs) == 0:
+            return []
+        return ctc_beam_search(probs, beam_width) if beam_width > 1 else ctc_greedy(probs)
+
+    @torch.inference_mode()
+    def super_resolve(self, images: list[Image.Image], batch_size: int = 64) -> np.ndarray:
+        """SR images float32 [N, 3, 32, 128] in [0, 1]."""
+        out = [self.model.sr(torch.from_numpy(batch_arrays(c, LR_SIZE)).to(self.device)).float().cpu().numpy()
+               for c in self._batches(images, batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, 3, HR_SIZE[1], HR_SIZE[0]), dtype=np.float32)
