@@ -1,0 +1,77 @@
+"""``lowres-ocr export onnx|tensorrt``: leave PyTorch, check the result, exit non-zero when it does not hold.
+
+Exit codes: 0 ok; 1 parity/consistency check failed or bad input; 69 (EXIT_SKIPPED) TensorRT or a GPU is
+missing, so the TensorRT step is skipped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="ONNX export (parity-checked) and TensorRT conversion.")
+
+
+@app.command("onnx")
+def onnx_command(
+    weights: Path = typer.Option(..., "--weights", exists=True, dir_okay=False, help="lowres-ocr checkpoint (.pt)"),
+    out: Path = typer.Option(..., "--out", help="ONNX file to write"),
+    parity_data: Path | None = typer.Option(None, "--parity-data", exists=True, help="dataset folder, LMDB, or a folder of those"),
+    parity_count: int = typer.Option(200, "--parity-count", min=1, help="crops for the parity check"),
+    opset: int = typer.Option(17, "--opset"),
+) -> None:
+    """Export LowResOCR.infer (lr [B,3,16,64] → probs [B,T,95], sr [B,3,32,128]) with a dynamic batch axis."""
+    from lowres_ocr import export
+    from lowres_ocr.network import load_model
+
+    model, payload = load_model(weights)
+    path = export.export_onnx(model, out, config=payload.get("config"), opset=opset)
+    typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB), onnx.checker passed, opset {opset}, dynamic batch axis")
+    if parity_data is None:
+        typer.echo("parity check skipped (no --parity-data)")
+        return
+    names, lr = export.load_crops(parity_data, parity_count)
+    if len(names) < parity_count:
+        typer.echo(f"parity FAIL: only {len(names)} crops in {parity_data}, {parity_count} asked for", err=True)
+        raise typer.Exit(1)
+    result = export.check_parity(model, path, names, lr)
+    typer.echo(result.summary())
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+@app.command("tensorrt")
+def tensorrt_command(
+    onnx_path: Path = typer.Option(..., "--onnx", exists=True, dir_okay=False, help="exported ONNX model"),
+    out: Path = typer.Option(..., "--out", help="TensorRT plan to write"),
+    fp16: bool = typer.Option(False, "--fp16", help="allow FP16 kernels (checked with tolerance 2e-2)"),
+    min_batch: int = typer.Option(1, "--min-batch"),
+    opt_batch: int = typer.Option(16, "--opt-batch"),
+    max_batch: int = typer.Option(64, "--max-batch"),
+    workspace_gib: float = typer.Option(2.0, "--workspace-gib"),
+) -> None:
+    """Build a TensorRT plan (one optimization profile over the batch axis) and check it against ONNX Runtime.
+
+    Without the tensorrt package or a CUDA GPU: prints why and exits with code 69 (skipped).
+    """
+    from lowres_ocr import export
+
+    try:
+        settings = export.TrtSettings(export.BatchProfile(min_batch, opt_batch, max_batch), fp16, int(workspace_gib * (1 << 30)))
+    except ValueError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        trt = export.require_tensorrt()
+    except export.TensorRTUnavailable as err:
+        typer.echo(f"SKIPPED (exit {export.EXIT_SKIPPED}): TensorRT conversion not possible here: {err}", err=True)
+        raise typer.Exit(export.EXIT_SKIPPED) from None
+    plan = export.build_engine(onnx_path, settings, trt)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(plan)
+    typer.echo(f"wrote {out} ({len(plan) / 1e6:.2f} MB), TensorRT {trt.__version__}, profile {settings.profile}, fp16={fp16}")
+    check = export.check_engine(trt, plan, onnx_path, settings)
+    typer.echo(check.summary())
+    if not check.passed:
+        raise typer.Exit(1)

@@ -1,0 +1,104 @@
+"""``lowres-ocr serve repo|start|validate``: write the Triton repository, run a local tritonserver."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Triton model repository and a local tritonserver.")
+
+
+@app.command("repo")
+def repo_command(
+    onnx_path: Path = typer.Option(..., "--onnx", exists=True, dir_okay=False, help="exported ONNX model"),
+    out: Path = typer.Option(..., "--out", help="model repository folder to write"),
+    plan: Path | None = typer.Option(None, "--plan", exists=True, dir_okay=False, help="TensorRT plan: recognizer uses tensorrt_plan"),
+    local: bool = typer.Option(False, "--local", help="recognizer as a python-backend model running ONNX Runtime (local server)"),
+    max_batch: int = typer.Option(64, "--max-batch", help="max_batch_size of every model (≤ the plan's max batch)"),
+    queue_delay_us: int = typer.Option(500, "--queue-delay-us", help="dynamic batching max queue delay of the recognizer"),
+    recognizer_instances: int = typer.Option(1, "--recognizer-instances"),
+    preprocess_instances: int = typer.Option(2, "--preprocess-instances"),
+    gpu: bool = typer.Option(True, "--gpu/--cpu", help="production recognizer instances on KIND_GPU (default) or KIND_CPU"),
+    local_threads: int = typer.Option(1, "--local-threads", help="ONNX Runtime intra-op threads per local recognizer instance"),
+) -> None:
+    """Write the ensemble `lowres_ocr` = preprocess → recognizer → decode and validate every config.pbtxt."""
+    from lowres_ocr.serving.configs import Scheduling
+    from lowres_ocr.serving.repository import RepositoryOptions, validate_repository, write_repository
+
+    kind = "KIND_GPU" if gpu and not local else "KIND_CPU"
+    preferred = tuple(b for b in (8, 16, 32) if b <= max_batch) if not local else ()
+    options = RepositoryOptions(
+        local=local,
+        preprocess=Scheduling(max_batch_size=max_batch, instances=preprocess_instances, max_queue_delay_us=0),
+        recognizer=Scheduling(max_batch_size=max_batch, max_queue_delay_us=queue_delay_us,
+                              preferred_batch_sizes=preferred, instances=recognizer_instances, kind=kind),
+        decode=Scheduling(max_batch_size=max_batch, max_queue_delay_us=0),
+        local_threads=local_threads,
+    )
+    try:
+        write_repository(onnx_path, out, plan, options)
+    except ValueError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from None
+    models = validate_repository(out)
+    variant = "local (python+ONNX Runtime)" if local else ("tensorrt_plan" if plan else "onnxruntime_onnx")
+    typer.echo(f"wrote {out}: {', '.join(sorted(models))}; recognizer = {variant}; configs parse as ModelConfig")
+
+
+@app.command("validate")
+def validate_command(repo: Path = typer.Option(..., "--repo", exists=True, file_okay=False)) -> None:
+    """Parse every config.pbtxt of REPO into Triton's ModelConfig protobuf."""
+    from lowres_ocr.serving.repository import validate_repository
+
+    try:
+        models = validate_repository(repo)
+    except ValueError as err:
+        typer.echo(f"invalid: {err}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"valid: {', '.join(sorted(models))}")
+
+
+def _wait_for_signal(server: Any) -> int:
+    """Block until SIGINT/SIGTERM (returns 0) or until the server dies (returns its exit code, at least 1)."""
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.wait(0.5):
+            if server.process.poll() is not None:
+                return server.process.returncode or 1
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@app.command("start")
+def start_command(
+    repo: Path = typer.Option(..., "--repo", exists=True, file_okay=False, help="model repository (serve repo --local)"),
+    http_port: int = typer.Option(8000, "--http-port"),
+    grpc_port: int = typer.Option(8001, "--grpc-port"),
+    metrics_port: int = typer.Option(8002, "--metrics-port"),
+    ready_timeout: float = typer.Option(90.0, "--ready-timeout", help="seconds to wait for readiness"),
+    log: Path | None = typer.Option(None, "--log", help="server log file (default: a temporary file)"),
+) -> None:
+    """Start tritonserver on 127.0.0.1, wait until ready, serve until Ctrl-C/SIGTERM, then stop cleanly."""
+    from lowres_ocr.serving.server import TritonNotAvailable, TritonServer, TritonStartError
+
+    server = TritonServer(repo, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
+                          ready_timeout=ready_timeout, log_path=log)
+    try:
+        server.start()
+    except (TritonNotAvailable, TritonStartError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"tritonserver ready: HTTP {server.http_url}  gRPC {server.grpc_url}  (pid {server.process.pid}); Ctrl-C stops")
+    code = _wait_for_signal(server)
+    if code:
+        typer.echo(f"tritonserver exited unexpectedly (rc={code}):\n{server.log_tail()}", err=True)
+    rc = server.stop()
+    typer.echo(f"tritonserver stopped (rc={rc})")
+    raise typer.Exit(code)

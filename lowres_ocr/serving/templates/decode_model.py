@@ -1,0 +1,39 @@
+"""Triton python backend model ``decode``: per-step class probabilities → text + confidence.
+
+Input ``probs`` FP32 [B, T, 95]; outputs ``text`` TYPE_STRING [B, 1] (UTF-8) and ``confidence`` FP32
+[B, 1] (mean probability of the emitted characters), by ``lowres_ocr.decoding.ctc_greedy`` imported
+from the ``vendor/`` copy next to this file (numpy only; lowres_ocr need not be installed).
+All requests of a dynamic batch are decoded together.
+"""
+
+import os
+import sys
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "vendor"))
+
+from lowres_ocr.decoding import ctc_greedy  # noqa: E402  (vendored copy)
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        pass
+
+    def execute(self, requests):
+        arrays = [pb_utils.get_input_tensor_by_name(r, "probs").as_numpy() for r in requests]
+        decoded = ctc_greedy(np.concatenate(arrays)) if arrays else []
+        responses = []
+        start = 0
+        for arr in arrays:
+            part = decoded[start : start + arr.shape[0]]
+            start += arr.shape[0]
+            text = np.array([[d.text.encode("utf-8")] for d in part], dtype=np.object_).reshape(-1, 1)
+            conf = np.array([[d.confidence] for d in part], dtype=np.float32).reshape(-1, 1)
+            responses.append(
+                pb_utils.InferenceResponse(
+                    output_tensors=[pb_utils.Tensor("text", text), pb_utils.Tensor("confidence", conf)]
+                )
+            )
+        return responses
