@@ -76,6 +76,9 @@ class LowResOCR(nn.Module):
         return self.recognize(sr), sr
 
     # -- training ---------------------------------------------------------------------------------
+    def forward(self, lr, hr, targets, target_lengths, weights):  # DDP hooks only run through forward
+        return self.training_losses(lr, hr, targets, target_lengths, weights)
+
     def training_losses(self, lr: torch.Tensor, hr: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor,
                         weights: dict[str, float]) -> dict[str, torch.Tensor]:
         """Every loss part and their weighted ``total`` for a batch of LR/HR pairs with labels."""

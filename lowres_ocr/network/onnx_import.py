@@ -56,8 +56,10 @@ class OnnxGraphModule(nn.Module):
         self._nodes = [tuple(n) for n in spec["nodes"]]
         self._consts: dict[str, list] = dict(spec["consts"])
         self._param_key = {name: f"p{i}" for i, name in enumerate(spec["params"])}
+        # batch-norm statistics are inputs like the weights in ONNX, but they are not trained here
+        frozen = {i for op, ins, _, _ in self._nodes if op == "BatchNormalization" for i in ins[3:5]}
         self.params = nn.ParameterDict({
-            self._param_key[name]: nn.Parameter(torch.empty(shape), requires_grad=math.prod(shape) > 1)
+            self._param_key[name]: nn.Parameter(torch.empty(shape), requires_grad=math.prod(shape) > 1 and name not in frozen)
             for name, shape in spec["params"].items()
         })
         self._spec = spec

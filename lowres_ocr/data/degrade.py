@@ -1,0 +1,82 @@
+"""HR → LR degradation: the seed's recipe (blur + down/up sampling) plus express-sheet artefacts.
+
+``degrade(hr, rng, strength)`` returns a 64×16 RGB LR image; the same generator state gives the same image.
+- ``seed``: in random order, each with probability 0.8, a Gaussian blur with an odd kernel of 3–11 px
+  (sigma derived from the kernel, as OpenCV does for sigma=0) and a down/up sampling that shrinks width
+  and height independently by a random factor in [1, 4] and resizes back.
+- ``express``: the seed recipe, preceded by tilt / perspective and followed by darkness or low contrast,
+  JPEG artefacts and sensor noise, as seen on photographed parcel labels.
+"""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+from PIL import Image
+
+LR_SIZE = (64, 16)
+
+
+def _blur(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    k = int(rng.choice([3, 5, 7, 9, 11]))
+    return cv2.GaussianBlur(a, (k, k), 0)
+
+
+def _down_up(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    h, w = a.shape[:2]
+    fx, fy = rng.uniform(1.0, 4.0, size=2)
+    small = cv2.resize(a, (max(1, round(w / fx)), max(1, round(h / fy))), interpolation=cv2.INTER_AREA)
+    interp = [cv2.INTER_NEAREST, cv2.INTER_LINEAR, cv2.INTER_CUBIC][int(rng.integers(3))]
+    return cv2.resize(small, (w, h), interpolation=interp)
+
+
+def _geometry(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    h, w = a.shape[:2]
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    jitter = rng.uniform(-0.12, 0.12, size=(4, 2)) * np.float32([w * 0.25, h])
+    angle = np.deg2rad(rng.uniform(-6, 6))
+    c, s = np.cos(angle), np.sin(angle)
+    centred = src - [w / 2, h / 2]
+    rotated = centred @ np.float32([[c, s], [-s, c]]) + [w / 2, h / 2]
+    dst = np.float32(rotated + jitter)
+    m = cv2.getPerspectiveTransform(src, dst)
+    return cv2.warpPerspective(a, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+
+
+def _photometric(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    f = a.astype(np.float32)
+    kind = rng.random()
+    if kind < 0.4:  # dark
+        f = f * rng.uniform(0.25, 0.7)
+    elif kind < 0.8:  # low contrast
+        mean = f.mean()
+        f = mean + (f - mean) * rng.uniform(0.3, 0.7)
+    f = f + rng.normal(0.0, rng.uniform(2.0, 10.0), size=f.shape)
+    return np.clip(f, 0, 255).astype(np.uint8)
+
+
+def _jpeg(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    ok, buf = cv2.imencode(".jpg", a, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(15, 70))])
+    return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if ok else a
+
+
+def degrade(hr: Image.Image, rng: np.random.Generator, strength: str = "seed") -> Image.Image:
+    """A 64×16 LR version of ``hr`` (any size, RGB); ``strength`` is ``seed`` or ``express``."""
+    if strength not in ("seed", "express"):
+        raise ValueError(f"strength must be 'seed' or 'express', got {strength!r}")
+    a = np.asarray(hr.convert("RGB"))
+    if strength == "express" and rng.random() < 0.7:
+        a = _geometry(a, rng)
+    ops = [_blur, _down_up]
+    for i in rng.permutation(len(ops)):
+        if rng.random() < 0.8:
+            a = ops[i](a, rng)
+    a = cv2.resize(a, LR_SIZE, interpolation=cv2.INTER_CUBIC)
+    if strength == "express":
+        if rng.random() < 0.7:
+            a = _photometric(a, rng)
+        if rng.random() < 0.5:
+            a = _jpeg(a, rng)
+    return Image.fromarray(a)
