@@ -272,9 +272,20 @@ class Trainer:
                 exit_code = 128 + signal.SIGTERM
                 break
         progress.close()
+        self.log({"event": "end", "step": self.step, "param_checksums": self.param_checksums()})
         if self.step >= steps and self.rank == 0:
             self.save("final.pt")
         return exit_code
+
+    def param_checksums(self) -> list[float]:
+        """One checksum of all parameters per rank (DDP must keep them identical)."""
+        local = torch.tensor([float(sum(p.detach().double().sum() + p.detach().double().abs().sum() * 1e-3
+                                        for p in self.model.parameters()))], dtype=torch.float64, device=self.device)
+        if not dist.is_initialized():
+            return [float(local.item())]
+        gathered = [torch.zeros_like(local) for _ in range(self.world)]
+        dist.all_gather(gathered, local)
+        return [float(t.item()) for t in gathered]
 
 
 def merge_model_config(model_cfg: dict[str, Any] | None) -> dict[str, Any]:

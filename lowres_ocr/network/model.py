@@ -90,11 +90,15 @@ class LowResOCR(nn.Module):
             f_hr = self.features(hr)
             parts["rec_hr"] = ctc_loss(self.head(f_hr), targets, target_lengths)
         elif weights.get("contrastive", 0):
-            with torch.no_grad():  # HR features are only the (fixed) target: skip their backward pass
-                f_hr = self.features(hr)
+            # HR features are only the (fixed) target here: skip their backward pass, and on CPU budgets use
+            # the first ``contrastive_subset`` pairs of the batch (InfoNCE still has subset-1 negatives each)
+            n = int(weights.get("contrastive_subset", 0)) or hr.shape[0]
+            with torch.no_grad():
+                f_hr = self.features(hr[:n])
         if weights.get("contrastive", 0):
-            parts["contrastive"] = info_nce(self.projection(f_sr.mean(1)), self.projection(f_hr.mean(1)).detach())
-        parts["total"] = sum(weights.get(k, 0.0) * v for k, v in parts.items())
+            n = f_hr.shape[0]
+            parts["contrastive"] = info_nce(self.projection(f_sr[:n].mean(1)), self.projection(f_hr.mean(1)).detach())
+        parts["total"] = sum(float(weights.get(k, 0.0)) * v for k, v in parts.items())
         return parts
 
 
