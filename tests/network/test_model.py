@@ -1,0 +1,118 @@
+import pytest
+import torch
+
+from lowres_ocr.charset import NUM_CLASSES
+from lowres_ocr.network import DEFAULT_LOSS_WEIGHTS, build_model, load_model, save_checkpoint, tiny_config
+from lowres_ocr.network.losses import info_nce, sr_loss
+from lowres_ocr.network.rectifier import TPSRectifier
+from lowres_ocr.network.sr import SRBranch
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return build_model(tiny_config())
+
+
+def _batch(n=4):
+    g = torch.Generator().manual_seed(1)
+    lr, hr = torch.rand(n, 3, 16, 64, generator=g), torch.rand(n, 3, 32, 128, generator=g)
+    lengths = torch.tensor([3, 1, 4, 2][:n])
+    targets = torch.randint(1, NUM_CLASSES, (int(lengths.sum()),), generator=g)
+    return lr, hr, targets, lengths
+
+
+@torch.no_grad()
+def test_inference_shapes_and_ranges(model):
+    model.eval()
+    probs, sr = model.infer(torch.rand(5, 3, 16, 64))
+    assert sr.shape == (5, 3, 32, 128)
+    assert probs.shape[0] == 5 and probs.shape[2] == NUM_CLASSES
+    assert torch.allclose(probs.sum(-1), torch.ones(probs.shape[:2]), atol=1e-5)
+    assert float(sr.detach().min()) >= 0.0 and float(sr.detach().max()) <= 1.0
+    # HR input goes straight to the recognizer
+    assert model.recognize(torch.rand(2, 3, 32, 128)).shape[0] == 2
+
+
+def test_losses_finite_and_gradients_reach_both_branches(model):
+    model.train()
+    model.zero_grad()
+    parts = model.training_losses(*_batch(), dict(DEFAULT_LOSS_WEIGHTS, rec_hr=0.5))
+    assert {"rec", "sr", "rec_hr", "contrastive", "total"} <= set(parts)
+    assert all(torch.isfinite(v) for v in parts.values())
+    parts["total"].backward()
+    sr_grad = sum(float(p.grad.abs().sum()) for p in model.sr.parameters() if p.grad is not None)
+    rec_grad = sum(float(p.grad.abs().sum()) for p in model.encoder.parameters() if p.grad is not None)
+    head_grad = float(model.head.weight.grad.abs().sum())
+    proj_grad = sum(float(p.grad.abs().sum()) for p in model.projection.parameters() if p.grad is not None)
+    assert sr_grad > 0 and rec_grad > 0 and head_grad > 0 and proj_grad > 0
+
+
+def test_recognition_loss_reaches_sr_branch(model):
+    """The text-focused term alone (no pixel loss) still trains the SR branch."""
+    model.train()
+    model.zero_grad()
+    parts = model.training_losses(*_batch(), {"rec": 1.0})
+    parts["total"].backward()
+    assert sum(float(p.grad.abs().sum()) for p in model.sr.parameters() if p.grad is not None) > 0
+
+
+def test_contrastive_lower_for_matched_than_shuffled_pairs():
+    g = torch.Generator().manual_seed(0)
+    hr = torch.randn(16, 32, generator=g)
+    lr = hr + 0.3 * torch.randn(16, 32, generator=g)  # LR features: noisy versions of their HR partner
+    matched = info_nce(lr, hr)
+    shuffled = info_nce(lr, hr[torch.randperm(16, generator=g)])
+    assert float(matched) < float(shuffled)
+
+
+def test_untrained_sr_branch_is_bicubic():
+    lr = torch.rand(2, 3, 16, 64)
+    out = SRBranch(channels=8, blocks=1)(lr)
+    ref = torch.nn.functional.interpolate(lr, scale_factor=2, mode="bicubic", align_corners=False).clamp(0, 1)
+    assert torch.allclose(out, ref, atol=1e-6)
+
+
+def test_sr_loss_zero_for_identical_images():
+    x = torch.rand(2, 3, 32, 128)
+    assert float(sr_loss(x, x)) == 0.0
+    assert float(sr_loss(x, 1 - x)) > 0.0
+
+
+def test_tps_rectifier_starts_as_identity():
+    x = torch.rand(2, 3, 32, 128)
+    out = TPSRectifier()(x)
+    assert out.shape == x.shape
+    assert float((out - x).abs().mean()) < 0.02
+
+
+def test_rectifier_switch(tmp_path):
+    cfg = dict(tiny_config(), rectifier=True)
+    m = build_model(cfg).eval()
+    assert isinstance(m.rectifier, TPSRectifier)
+    probs, _ = m.infer(torch.rand(1, 3, 16, 64))
+    assert probs.shape[-1] == NUM_CLASSES
+
+
+def test_checkpoint_round_trip(tmp_path, model):
+    model.eval()
+    path = tmp_path / "ck.pt"
+    save_checkpoint(path, model, {"step": 7})
+    again, payload = load_model(path)
+    x = torch.rand(2, 3, 16, 64)
+    assert payload["step"] == 7
+    assert torch.equal(again.infer(x)[0], model.infer(x)[0])
+
+
+def test_bad_checkpoint_is_named(tmp_path):
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="broken.pt"):
+        load_model(bad)
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        load_model(tmp_path / "missing.pt")
+
+
+def test_unknown_recognizer_type():
+    with pytest.raises(ValueError, match="unknown recognizer type"):
+        build_model(dict(tiny_config(), recognizer={"type": "vit"}))
