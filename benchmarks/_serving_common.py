@@ -1,0 +1,52 @@
+"""Shared helpers of the benchmark scripts: the model to measure and the real crops to feed it."""
+
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RELEASED = ROOT / "model" / "lowres_ocr.pt"
+FIXTURE_CROPS = ROOT / "tests" / "fixtures" / "real_crops"
+
+
+def default_crops_dir() -> Path:
+    """data/ (the carried benchmark sets, after `dvc pull`) when present, else the 210-crop test fixture."""
+    data = ROOT / "data"
+    if data.is_dir() and any((p / "labels.tsv").is_file() for p in data.iterdir() if p.is_dir()):
+        return data
+    return FIXTURE_CROPS
+
+
+def load_crops(source: Path, count: int) -> list[tuple[str, bytes]]:
+    from lowres_ocr.export import iter_crops
+
+    crops = []
+    for item in iter_crops(source):
+        crops.append(item)
+        if len(crops) == count:
+            break
+    return crops
+
+
+def resolve_onnx(onnx: Path | None, weights: Path | None) -> tuple[Path, str]:
+    """The ONNX to measure: --onnx, else an export of --weights, the released checkpoint or the default network."""
+    if onnx is not None:
+        return onnx, str(onnx)
+    import torch
+
+    from lowres_ocr.export import export_onnx
+    from lowres_ocr.network import build_model, load_model
+
+    out = Path(tempfile.mkdtemp(prefix="lowres_ocr_bench_")) / "model.onnx"
+    if weights is None and RELEASED.is_file():
+        weights = RELEASED
+    if weights is not None:
+        model, payload = load_model(weights)
+        return export_onnx(model, out, config=payload["config"]), f"export of {weights}"
+    if importlib.util.find_spec("rapidocr") is None:
+        raise SystemExit("no --onnx/--weights, no model/lowres_ocr.pt, and rapidocr (default network init) is missing")
+    torch.manual_seed(0)
+    model = build_model(None).eval()
+    return export_onnx(model, out, config=model.config), "default network (PP-OCR init, seeded SR; untrained)"
