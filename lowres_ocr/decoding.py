@@ -105,3 +105,30 @@ def ctc_beam_search(probs: np.ndarray, beam_width: int = 8, prune: float = 1e-4)
         conf = float(np.mean(char_conf)) if char_conf else 0.0
         results.append(Decoded(decode_ids(best), conf, char_conf))
     return results
+
+
+def attention_greedy(probs: np.ndarray) -> list[Decoded]:
+    """Attention-decoder output [B, L, C] (class 0 = end of sequence): best class per step up to the first EOS."""
+    probs = np.asarray(probs, dtype=np.float32)
+    if probs.ndim != 3:
+        raise ValueError(f"probs must be [batch, steps, classes], got shape {probs.shape}")
+    out = []
+    for ids, ps in zip(probs.argmax(2), probs.max(2)):
+        kept_ids: list[int] = []
+        kept_p: list[float] = []
+        for i, p in zip(ids.tolist(), ps.tolist()):
+            if i == BLANK:
+                break
+            kept_ids.append(i)
+            kept_p.append(float(p))
+        out.append(Decoded(decode_ids(kept_ids), float(np.mean(kept_p)) if kept_p else 0.0, kept_p))
+    return out
+
+
+def decode(probs: np.ndarray, decoder: str = "ctc") -> list[Decoded]:
+    """Greedy decoding for either head: ``ctc`` (blank = 0) or ``attention`` (EOS = 0)."""
+    if decoder == "attention":
+        return attention_greedy(probs)
+    if decoder == "ctc":
+        return ctc_greedy(probs)
+    raise ValueError(f"unknown decoder {decoder!r}")

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from lowres_ocr.decoding import Decoded, ctc_beam_search, ctc_greedy
+from lowres_ocr.decoding import Decoded, ctc_beam_search, decode, decode_ids
 from lowres_ocr.network import LowResOCR, load_model
 from lowres_ocr.preprocess import HR_SIZE, LR_SIZE, batch_arrays
 
@@ -59,10 +59,26 @@ class Recognizer:
         return np.concatenate(out)
 
     def predict(self, images: list[Image.Image], mode: Mode = "sr", batch_size: int = 64, beam_width: int = 0) -> list[Decoded]:
-        probs = self.probabilities(images, mode, batch_size)
-        if len(probs) == 0:
+        if not images:
             return []
-        return ctc_beam_search(probs, beam_width) if beam_width > 1 else ctc_greedy(probs)
+        if beam_width > 1 and self.model.decoder == "attention":
+            return self._attention_beam(images, mode, batch_size, beam_width)
+        probs = self.probabilities(images, mode, batch_size)
+        return ctc_beam_search(probs, beam_width) if beam_width > 1 else decode(probs, self.model.decoder)
+
+    @torch.inference_mode()
+    def _attention_beam(self, images: list[Image.Image], mode: Mode, batch_size: int, beam_width: int) -> list[Decoded]:
+        out: list[Decoded] = []
+        for chunk in self._batches(images, batch_size):
+            if mode == "hr":
+                x = torch.from_numpy(batch_arrays(chunk, HR_SIZE)).to(self.device)
+            else:
+                lr = torch.from_numpy(batch_arrays(chunk, LR_SIZE)).to(self.device)
+                x = self.model.sr(lr) if mode == "sr" else F.interpolate(lr, scale_factor=2, mode="bicubic", align_corners=False).clamp(0, 1)
+            for ids, logp in self.model.head.beam_search(self.model.features(x), beam_width):
+                conf = float(np.exp(logp / max(1, len(ids) + 1)))
+                out.append(Decoded(decode_ids(ids), conf, [conf] * len(ids)))
+        return out
 
     @torch.inference_mode()
     def super_resolve(self, images: list[Image.Image], batch_size: int = 64) -> np.ndarray:

@@ -149,15 +149,33 @@ class Trainer:
         self.tcfg = cfg["train"]
         self.weights = merge(DEFAULT_LOSS_WEIGHTS, cfg.get("loss_weights"))
         self.stop_requested = False
+        self.tensorboard = self._open_tensorboard()
         signal.signal(signal.SIGTERM, self._on_sigterm)
 
     def _on_sigterm(self, signum, frame) -> None:
         self.stop_requested = True
 
     def log(self, record: dict[str, Any]) -> None:
-        if self.rank == 0:
-            with open(self.out / "metrics.jsonl", "a") as fh:
-                fh.write(json.dumps(record) + "\n")
+        if self.rank != 0:
+            return
+        with open(self.out / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        if self.tensorboard is not None and "step" in record:
+            for key, value in record.items():
+                if key not in ("step", "time") and isinstance(value, (int, float)):
+                    self.tensorboard.add_scalar(key, value, record["step"])
+
+    def _open_tensorboard(self):
+        """A SummaryWriter when ``train.tensorboard`` is on and the tensorboard package is installed."""
+        if self.rank != 0 or not self.tcfg.get("tensorboard"):
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            print("train.tensorboard is on but the tensorboard package is not installed: logging to metrics.jsonl only",
+                  file=sys.stderr)
+            return None
+        return SummaryWriter(str(self.out / "tensorboard"))
 
     def build(self) -> None:
         seed = int(self.cfg.get("seed", 1))

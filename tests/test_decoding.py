@@ -54,3 +54,14 @@ def test_bad_shape():
 
 def test_charset_is_94_printable_ascii():
     assert len(CHARSET) == 94 and " " not in CHARSET and NUM_CLASSES == 95
+
+
+def test_attention_greedy_stops_at_end_of_sequence():
+    from lowres_ocr.decoding import attention_greedy, decode
+
+    a, b = encode("a")[0], encode("b")[0]
+    probs = _probs([{a: 0.9}, {b: 0.8}, {0: 0.7}, {a: 0.9}])
+    assert attention_greedy(probs[None])[0].text == "ab"
+    assert decode(probs[None], "ctc")[0].text == "aba"
+    with pytest.raises(ValueError, match="unknown decoder"):
+        decode(probs[None], "rnn-t")

@@ -39,3 +39,8 @@ def info_nce(query: torch.Tensor, key: torch.Tensor, temperature: float = 0.1) -
     logits = q @ k.t() / temperature
     labels = torch.arange(q.shape[0], device=q.device)
     return F.cross_entropy(logits, labels)
+
+
+def attention_loss(logits: torch.Tensor, padded_targets: torch.Tensor) -> torch.Tensor:
+    """Sequence cross-entropy for the attention decoder (padding = -100 is ignored)."""
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), padded_targets.reshape(-1), ignore_index=-100)

@@ -14,8 +14,9 @@ import torch
 from torch import nn
 
 from lowres_ocr.charset import NUM_CLASSES
+from lowres_ocr.network.attention import AttentionDecoder, attention_targets
 from lowres_ocr.network.encoders import PPOCREncoder, ResNetEncoder
-from lowres_ocr.network.losses import ctc_loss, info_nce, sr_loss
+from lowres_ocr.network.losses import attention_loss, ctc_loss, info_nce, sr_loss
 from lowres_ocr.network.rectifier import TPSRectifier
 from lowres_ocr.network.sr import SRBranch
 
@@ -23,6 +24,7 @@ DEFAULT_MODEL: dict[str, Any] = {
     "sr": {"channels": 32, "blocks": 3, "sequence": True},
     "rectifier": False,
     "recognizer": {"type": "ppocr", "width": 192, "init": "rapidocr"},
+    "decoder": "ctc",
     "contrastive_dim": 128,
 }
 
@@ -51,7 +53,9 @@ def tiny_config() -> dict[str, Any]:
 
 
 class LowResOCR(nn.Module):
-    def __init__(self, config: dict[str, Any], encoder: nn.Module, head: nn.Linear):
+    """``head`` is a linear CTC classifier (``decoder: ctc``) or an :class:`AttentionDecoder` (``decoder: attention``)."""
+
+    def __init__(self, config: dict[str, Any], encoder: nn.Module, head: nn.Module):
         super().__init__()
         self.config = config
         sr = config["sr"]
@@ -66,9 +70,22 @@ class LowResOCR(nn.Module):
     def features(self, image32x128: torch.Tensor) -> torch.Tensor:
         return self.encoder(self.rectifier(image32x128))
 
+    @property
+    def decoder(self) -> str:
+        return self.config.get("decoder", "ctc")
+
     def recognize(self, image32x128: torch.Tensor) -> torch.Tensor:
         """Class probabilities [B, T, C] for a 32×128 image (HR crop, SR output or bicubic LR)."""
-        return self.head(self.features(image32x128)).softmax(-1)
+        feats = self.features(image32x128)
+        if self.decoder == "attention":
+            return self.head.greedy(feats)
+        return self.head(feats).softmax(-1)
+
+    def recognition_loss(self, feats: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
+        if self.decoder == "attention":
+            padded = attention_targets(targets, target_lengths).to(feats.device)
+            return attention_loss(self.head(feats, padded), padded)
+        return ctc_loss(self.head(feats), targets, target_lengths)
 
     def infer(self, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The deployed path: ``lr`` [B,3,16,64] in [0,1] → (probs [B,T,95], sr [B,3,32,128])."""
@@ -84,11 +101,11 @@ class LowResOCR(nn.Module):
         """Every loss part and their weighted ``total`` for a batch of LR/HR pairs with labels."""
         sr = self.sr(lr)
         f_sr = self.features(sr)
-        parts: dict[str, torch.Tensor] = {"rec": ctc_loss(self.head(f_sr), targets, target_lengths)}
+        parts: dict[str, torch.Tensor] = {"rec": self.recognition_loss(f_sr, targets, target_lengths)}
         parts["sr"] = sr_loss(sr, hr, weights.get("sr_gradient", 1.0))
         if weights.get("rec_hr", 0):
             f_hr = self.features(hr)
-            parts["rec_hr"] = ctc_loss(self.head(f_hr), targets, target_lengths)
+            parts["rec_hr"] = self.recognition_loss(f_hr, targets, target_lengths)
         elif weights.get("contrastive", 0):
             # HR features are only the (fixed) target here: skip their backward pass, and on CPU budgets use
             # the first ``contrastive_subset`` pairs of the batch (InfoNCE still has subset-1 negatives each)
@@ -110,6 +127,9 @@ def build_model(config: dict[str, Any] | None = None, graph_spec: dict[str, Any]
     """
     cfg = merge(DEFAULT_MODEL, config) if config is None or "sr" not in config else copy.deepcopy(config)
     rec = cfg["recognizer"]
+    decoder = cfg.setdefault("decoder", "ctc")
+    if decoder not in ("ctc", "attention"):
+        raise ValueError(f"unknown decoder {decoder!r} (expected 'ctc' or 'attention')")
     if rec["type"] == "ppocr":
         width = rec.get("width", 192)
         if graph_spec is not None:
@@ -124,6 +144,8 @@ def build_model(config: dict[str, Any] | None = None, graph_spec: dict[str, Any]
         head = nn.Linear(encoder.feature_dim, NUM_CLASSES)
     else:
         raise ValueError(f"unknown recognizer type {rec['type']!r} (expected 'ppocr' or 'resnet')")
+    if decoder == "attention":  # the pretrained CTC classifier does not apply; a fresh attention decoder does
+        head = AttentionDecoder(encoder.feature_dim, **cfg.get("attention", {}))
     return LowResOCR(cfg, encoder, head)
 
 
