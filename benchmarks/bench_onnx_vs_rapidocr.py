@@ -4,7 +4,7 @@
 
 Both sides do the whole per-crop work from encoded bytes to text: decode + resize + normalize, ONNX
 Runtime, CTC greedy decoding. Ours: ``image_bytes_to_input`` (16×64) → exported model (SR + recognizer)
-→ ``ctc_greedy``. rapidocr: PIL decode → BGR array → its ``TextRecognizer`` (PP-OCRv6 small rec, 48×W
+→ ``lowres_ocr.decoding.decode``. rapidocr: PIL decode → BGR array → its ``TextRecognizer`` (PP-OCRv6 small rec, 48×W
 input, its own preprocessing and decoding). Measured at batch 1 (crop by crop) and batch 32, same ORT
 thread count, best of ``--repeat`` passes; prints crops/s, the ratio ours/rapidocr, and word accuracy
 (36-char protocol) of both on the crops for context.
@@ -50,15 +50,15 @@ def best_rate(fn: Callable[[list[bytes]], list[str]], crops: list[bytes], batch:
 
 
 def ours(onnx: Path, threads: int) -> Callable[[list[bytes]], list[str]]:
-    from lowres_ocr.decoding import ctc_greedy
-    from lowres_ocr.export import ort_session
+    from lowres_ocr.decoding import decode
+    from lowres_ocr.export import ort_session, read_metadata
     from lowres_ocr.serving.image_input import image_bytes_to_input
 
     session = ort_session(onnx, threads)
 
     def run(batch: list[bytes]) -> list[str]:
         lr = np.stack([image_bytes_to_input(b) for b in batch])
-        return [d.text for d in ctc_greedy(session.run(["probs"], {"lr": lr})[0])]
+        return [d.text for d in decode(session.run(["probs"], {"lr": lr})[0], decoder)]
 
     return run
 

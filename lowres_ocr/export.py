@@ -3,7 +3,8 @@
 ONNX: input ``lr`` float32 [B,3,16,64] in [0,1] → outputs ``probs`` [B,T,95] (softmax, class 0 = CTC
 blank) and ``sr`` [B,3,32,128]; the batch axis is dynamic; metadata (charset, input size, version, ...)
 is stored in the model's ``metadata_props``. Parity: on real crops, max |probs_torch - probs_onnx| must be
-≤ 1e-3 and the greedy-decoded strings identical.
+≤ 1e-3 and the greedy-decoded strings identical (``lowres_ocr.decoding.decode`` with the model's
+decoder: ``ctc`` or ``attention``).
 
 TensorRT (GPU only): ``build_engine`` parses the ONNX, sets one optimization profile over the batch
 axis, optionally FP16, serializes the plan; ``check_engine`` compares it with ONNX Runtime. Without the
@@ -25,7 +26,7 @@ import numpy as np
 
 import lowres_ocr
 from lowres_ocr.charset import CHARSET, NUM_CLASSES
-from lowres_ocr.decoding import ctc_greedy
+from lowres_ocr.decoding import decode
 from lowres_ocr.preprocess import HR_SIZE, LR_SIZE, batch_arrays, decode_image
 
 OPSET = 17
@@ -47,8 +48,9 @@ def onnx_metadata(config: dict[str, Any] | None = None) -> dict[str, str]:
         "input": f"{INPUT_NAME}: float32 [B,3,{LR_SIZE[1]},{LR_SIZE[0]}] RGB in [0,1] (lowres_ocr.preprocess.to_array)",
         "input_size": f"{LR_SIZE[0]}x{LR_SIZE[1]}",
         "sr_size": f"{HR_SIZE[0]}x{HR_SIZE[1]}",
-        "outputs": "probs: float32 [B,T,95] softmax, class 0 = CTC blank; sr: float32 [B,3,32,128] in [0,1]",
-        "decoding": "ctc_greedy",
+        "outputs": "probs: float32 [B,T,95] softmax, class 0 = CTC blank (ctc) or end of sequence (attention); "
+        "sr: float32 [B,3,32,128] in [0,1]",
+        "decoder": str((config or {}).get("decoder", "ctc")),  # how to read probs: lowres_ocr.decoding.decode
         "model_config": json.dumps(config or {}, sort_keys=True),
     }
 
@@ -210,6 +212,7 @@ def check_parity(
     import torch
 
     session = ort_session(onnx_path)
+    decoder = str(getattr(model, "decoder", "ctc"))
     max_diff = max_sr = 0.0
     mismatches: list[tuple[str, str, str]] = []
     model.eval()
@@ -224,7 +227,7 @@ def check_parity(
         o_probs, o_sr = session.run(list(OUTPUT_NAMES), {INPUT_NAME: chunk})
         max_diff = max(max_diff, float(np.abs(t_probs - o_probs).max()))
         max_sr = max(max_sr, float(np.abs(t_sr - o_sr).max()))
-        for i, (a, b) in enumerate(zip(ctc_greedy(t_probs), ctc_greedy(o_probs))):
+        for i, (a, b) in enumerate(zip(decode(t_probs, decoder), decode(o_probs, decoder))):
             if a.text != b.text:
                 mismatches.append((names[start + i], a.text, b.text))
     return ParityResult(len(lr), max_diff, max_sr, mismatches, tolerance)
@@ -376,6 +379,7 @@ class EngineCheck:
 def check_engine(trt: ModuleType, plan: bytes, onnx_path: Path, settings: TrtSettings, lr: np.ndarray | None = None) -> EngineCheck:
     """Compare the engine with ONNX Runtime at the profile's min/opt/max batch sizes."""
     session = ort_session(onnx_path)
+    decoder = read_metadata(onnx_path).get("decoder", "ctc")
     sizes = sorted({settings.profile.min_batch, settings.profile.opt_batch, settings.profile.max_batch})
     if lr is None:
         lr = np.random.default_rng(0).random((max(sizes), 3, LR_SIZE[1], LR_SIZE[0]), dtype=np.float32)
@@ -385,6 +389,6 @@ def check_engine(trt: ModuleType, plan: bytes, onnx_path: Path, settings: TrtSet
         expected = session.run(["probs"], {INPUT_NAME: batch})[0]
         got = run_engine(trt, plan, batch)["probs"]
         max_diff = max(max_diff, float(np.abs(expected - got).max()))
-        same += sum(a.text == b.text for a, b in zip(ctc_greedy(expected), ctc_greedy(got)))
+        same += sum(a.text == b.text for a, b in zip(decode(expected, decoder), decode(got, decoder)))
         total += size
     return EngineCheck(sizes, max_diff, same / total, settings.tolerance)

@@ -99,12 +99,13 @@ def recognizer_config(
     )
 
 
-def decode_config(probs_shape: tuple[int, int], sched: Scheduling) -> str:
+def decode_config(probs_shape: tuple[int, int], sched: Scheduling, decoder: str = "ctc") -> str:
     return (
         f'name: "{DECODE}"\nbackend: "python"\nmax_batch_size: {sched.max_batch_size}\n'
         + _io("input", [_tensor("probs", "TYPE_FP32", probs_shape)])
         + _io("output", [_tensor("text", "TYPE_STRING", (1,)), _tensor("confidence", "TYPE_FP32", (1,))])
         + sched.text()
+        + _parameters({"decoder": decoder})
     )
 
 

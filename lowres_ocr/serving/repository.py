@@ -138,7 +138,10 @@ def write_repository(
     if options.local:
         (rec / "model.py").write_text(_template("recognizer_model.py"), encoding="utf-8")
 
-    dec = _write_model(out, configs.DECODE, configs.decode_config(sig.probs_shape, options.decode))
+    decoder = sig.metadata.get("decoder", "ctc")
+    if decoder not in ("ctc", "attention"):
+        raise ValueError(f"{onnx_path}: unknown decoder {decoder!r} in the model metadata")
+    dec = _write_model(out, configs.DECODE, configs.decode_config(sig.probs_shape, options.decode, decoder))
     (dec / "model.py").write_text(_template("decode_model.py"), encoding="utf-8")
     write_vendor(dec)
 

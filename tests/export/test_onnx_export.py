@@ -25,7 +25,7 @@ def test_exported_graph_contract(tiny_onnx: Path) -> None:
     meta = export.read_metadata(tiny_onnx)
     assert meta["charset"] == CHARSET and meta["num_classes"] == str(NUM_CLASSES)
     assert meta["input_size"] == "64x16" and meta["lowres_ocr_version"]
-    assert '"recognizer"' in meta["model_config"]
+    assert '"recognizer"' in meta["model_config"] and meta["decoder"] == "ctc"
 
 
 @pytest.mark.parametrize("batch", [1, 5, 33])
@@ -60,6 +60,21 @@ def test_parity_detects_a_wrong_graph(tiny_checkpoint: Path, tiny_onnx: Path, re
     result = export.check_parity(model, broken, names, lr)
     assert not result.passed and result.max_abs_diff > 1e-3
     assert "FAIL" in result.summary()
+
+
+def test_attention_decoder_export(real_crops: Path, tmp_path: Path) -> None:
+    """decoder: attention (class 0 = end of sequence): metadata says so, parity uses attention greedy decoding."""
+    import torch
+
+    from lowres_ocr.network import build_model, tiny_config
+
+    torch.manual_seed(1)
+    model = build_model({**tiny_config(), "decoder": "attention"}).eval()
+    path = export.export_onnx(model, tmp_path / "att.onnx", config=model.config)
+    assert export.read_metadata(path)["decoder"] == "attention"
+    names, lr = export.load_crops(real_crops, 60)
+    result = export.check_parity(model, path, names, lr)
+    assert result.passed, result.summary()
 
 
 def test_chunk_sizes_cover_several_batch_sizes() -> None:

@@ -45,7 +45,7 @@ def _build_model():
 def served_model(tmp_path_factory: pytest.TempPathFactory) -> ServedModel:
     import torch
 
-    from lowres_ocr.decoding import ctc_greedy
+    from lowres_ocr.decoding import decode
     from lowres_ocr.export import export_onnx, iter_crops
     from lowres_ocr.serving.image_input import image_bytes_to_input
 
@@ -55,7 +55,7 @@ def served_model(tmp_path_factory: pytest.TempPathFactory) -> ServedModel:
     lr = np.stack([image_bytes_to_input(data, name=n) for n, data in crops])
     with torch.no_grad():
         probs = torch.cat([model.infer(torch.from_numpy(lr[i : i + 64]))[0] for i in range(0, len(lr), 64)]).numpy()
-    decoded = ctc_greedy(probs)
+    decoded = decode(probs, model.decoder)
     return ServedModel(name, onnx_path, crops, [d.text for d in decoded], np.array([d.confidence for d in decoded]))
 
 

@@ -66,6 +66,25 @@ def test_production_onnxruntime_repository(onnx_file: Path, tmp_path: Path) -> N
     assert pre.parameters["max_side"].string_value == "3072" and pre.parameters["min_side"].string_value == "4"
     dec = _parse(repo / "decode" / "config.pbtxt")
     assert [o.name for o in dec.output] == ["text", "confidence"]
+    assert dec.parameters["decoder"].string_value == "ctc"
+
+
+def test_decoder_comes_from_the_model_metadata(onnx_file: Path, tmp_path: Path) -> None:
+    import onnx
+
+    proto = onnx.load(str(onnx_file))
+    for prop in proto.metadata_props:
+        if prop.key == "decoder":
+            prop.value = "attention"
+    onnx.save(proto, str(tmp_path / "att.onnx"))
+    repo = write_repository(tmp_path / "att.onnx", tmp_path / "repo")
+    assert _parse(repo / "decode" / "config.pbtxt").parameters["decoder"].string_value == "attention"
+    for prop in proto.metadata_props:
+        if prop.key == "decoder":
+            prop.value = "beam"
+    onnx.save(proto, str(tmp_path / "bad.onnx"))
+    with pytest.raises(ValueError, match="unknown decoder 'beam'"):
+        write_repository(tmp_path / "bad.onnx", tmp_path / "repo2")
 
 
 def test_tensorrt_repository(onnx_file: Path, tmp_path: Path) -> None:

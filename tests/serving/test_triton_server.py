@@ -182,5 +182,5 @@ def test_server_that_cannot_start_fails_within_its_deadline(tmp_path: Path) -> N
 
     start = time.monotonic()
     with pytest.raises(TritonStartError, match="exited with rc=|not ready"):
-        TritonServer(tmp_path / "repo", ready_timeout=60).start()
-    assert time.monotonic() - start < 70
+        TritonServer(tmp_path / "repo", ready_timeout=15).start()
+    assert time.monotonic() - start < 45  # bounded: the deadline plus the stop

@@ -1,11 +1,13 @@
 """Triton python backend model ``decode``: per-step class probabilities → text + confidence.
 
 Input ``probs`` FP32 [B, T, 95]; outputs ``text`` TYPE_STRING [B, 1] (UTF-8) and ``confidence`` FP32
-[B, 1] (mean probability of the emitted characters), by ``lowres_ocr.decoding.ctc_greedy`` imported
-from the ``vendor/`` copy next to this file (numpy only; lowres_ocr need not be installed).
+[B, 1] (mean probability of the emitted characters), by ``lowres_ocr.decoding.decode`` imported from
+the ``vendor/`` copy next to this file (numpy only; lowres_ocr need not be installed). Config parameter
+``decoder``: ``ctc`` (class 0 = blank) or ``attention`` (class 0 = end of sequence), from the ONNX metadata.
 All requests of a dynamic batch are decoded together.
 """
 
+import json
 import os
 import sys
 
@@ -14,16 +16,19 @@ import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "vendor"))
 
-from lowres_ocr.decoding import ctc_greedy  # noqa: E402  (vendored copy)
+from lowres_ocr.decoding import decode  # noqa: E402  (vendored copy)
 
 
 class TritonPythonModel:
     def initialize(self, args):
-        pass
+        config = json.loads(args["model_config"])
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        self.decoder = params.get("decoder", "ctc")
+        decode(np.zeros((1, 1, 2), np.float32), self.decoder)  # unknown decoder: fail at load, not per request
 
     def execute(self, requests):
         arrays = [pb_utils.get_input_tensor_by_name(r, "probs").as_numpy() for r in requests]
-        decoded = ctc_greedy(np.concatenate(arrays)) if arrays else []
+        decoded = decode(np.concatenate(arrays), self.decoder) if arrays else []
         responses = []
         start = 0
         for arr in arrays:
