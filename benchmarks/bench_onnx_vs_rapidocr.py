@@ -55,6 +55,7 @@ def ours(onnx: Path, threads: int) -> Callable[[list[bytes]], list[str]]:
     from lowres_ocr.serving.image_input import image_bytes_to_input
 
     session = ort_session(onnx, threads)
+    decoder = read_metadata(onnx).get("decoder", "ctc")
 
     def run(batch: list[bytes]) -> list[str]:
         lr = np.stack([image_bytes_to_input(b) for b in batch])
