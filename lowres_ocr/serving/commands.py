@@ -102,3 +102,27 @@ def start_command(
     rc = server.stop()
     typer.echo(f"tritonserver stopped (rc={rc})")
     raise typer.Exit(code)
+
+
+@app.command("smoke")
+def smoke_command(
+    http_url: str | None = typer.Option(None, "--http-url", help="HOST:PORT of the HTTP endpoint"),
+    grpc_url: str | None = typer.Option(None, "--grpc-url", help="HOST:PORT of the gRPC endpoint"),
+    data: Path = typer.Option(..., "--data", exists=True, help="crops: dataset folder, LMDB or folder of those"),
+    count: int = typer.Option(20, "--count", min=1),
+) -> None:
+    """Recognize COUNT real crops over HTTP and gRPC, check a bad input is refused and the next request works."""
+    import json
+
+    from lowres_ocr.export import iter_crops
+    from lowres_ocr.serving.smoke import smoke_test
+
+    images = [b for _, b in zip(range(count), (data_ for _, data_ in iter_crops(data)))]
+    try:
+        report = smoke_test(http_url, grpc_url, images)
+    except ValueError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(report.as_dict(), indent=2))
+    if not report.passed:
+        raise typer.Exit(1)

@@ -184,3 +184,26 @@ def test_server_that_cannot_start_fails_within_its_deadline(tmp_path: Path) -> N
     with pytest.raises(TritonStartError, match="exited with rc=|not ready"):
         TritonServer(tmp_path / "repo", ready_timeout=15).start()
     assert time.monotonic() - start < 45  # bounded: the deadline plus the stop
+
+
+def test_smoke_test_of_the_deployment(triton: TritonServer, served_model) -> None:
+    from lowres_ocr.serving.smoke import smoke_test
+
+    images = [data for _, data in served_model.crops[:10]]
+    report = smoke_test(triton.http_url, triton.grpc_url, images, served_model.texts[:10])
+    assert report.passed, report.as_dict()
+    assert [r.bad_input_status for r in report.results] == ["400", "StatusCode.INVALID_ARGUMENT"]
+    wrong = smoke_test(triton.http_url, None, images[:2], ["definitely-not-this", served_model.texts[1]])
+    assert not wrong.passed and "1 of 2 predictions differ" in wrong.results[0].errors[0]
+    dead = smoke_test(None, f"127.0.0.1:{free_port()}", images[:1])
+    assert not dead.passed and dead.results[0].errors
+
+
+def test_smoke_command(triton: TritonServer) -> None:
+    crops = Path(__file__).resolve().parents[1] / "fixtures" / "real_crops"
+    args = ["serve", "smoke", "--http-url", triton.http_url, "--grpc-url", triton.grpc_url, "--data", str(crops), "--count", "5"]
+    result = CliRunner().invoke(cli_app, args)
+    assert result.exit_code == 0, result.output
+    assert '"passed": true' in result.output
+    dead = CliRunner().invoke(cli_app, ["serve", "smoke", "--grpc-url", f"127.0.0.1:{free_port()}", "--data", str(crops), "--count", "1"])
+    assert dead.exit_code == 1 and '"passed": false' in dead.output
