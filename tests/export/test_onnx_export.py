@@ -109,3 +109,15 @@ def test_cli_export_onnx_with_parity(tiny_checkpoint: Path, real_crops: Path, tm
     assert out.is_file()
     too_many = CliRunner().invoke(cli_app, args + ["--parity-count", "500"])
     assert too_many.exit_code == 1 and "only 210 crops" in too_many.output
+
+
+RELEASED = Path(__file__).resolve().parents[2] / "model" / "lowres_ocr.pt"
+
+
+@pytest.mark.skipif(not RELEASED.is_file(), reason="model/lowres_ocr.pt (the released checkpoint) is not in this checkout")
+def test_released_model_parity(real_crops: Path, tmp_path: Path) -> None:
+    """The shipped checkpoint: export + parity on all 210 real crops, as the pipeline's export step runs it."""
+    result = CliRunner().invoke(cli_app, ["export", "onnx", "--weights", str(RELEASED), "--out", str(tmp_path / "m.onnx"),
+                                          "--parity-data", str(real_crops), "--parity-count", "210"])
+    assert result.exit_code == 0, result.output
+    assert "parity PASS: 210 crops" in result.output
