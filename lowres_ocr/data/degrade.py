@@ -10,8 +10,6 @@
 
 from __future__ import annotations
 
-import io
-
 import cv2
 import numpy as np
 from PIL import Image
@@ -20,7 +18,7 @@ LR_SIZE = (64, 16)
 
 
 def _blur(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    k = int(rng.choice([3, 5, 7, 9, 11]))
+    k = 3 + 2 * int(rng.integers(5))  # odd kernel 3..11; sigma=0 lets OpenCV derive it from the kernel
     return cv2.GaussianBlur(a, (k, k), 0)
 
 
@@ -49,24 +47,40 @@ def _photometric(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     f = a.astype(np.float32)
     kind = rng.random()
     if kind < 0.4:  # dark
-        f = f * rng.uniform(0.25, 0.7)
+        f *= rng.uniform(0.25, 0.7)
     elif kind < 0.8:  # low contrast
         mean = f.mean()
-        f = mean + (f - mean) * rng.uniform(0.3, 0.7)
-    f = f + rng.normal(0.0, rng.uniform(2.0, 10.0), size=f.shape)
-    return np.clip(f, 0, 255).astype(np.uint8)
+        f -= mean
+        f *= rng.uniform(0.3, 0.7)
+        f += mean
+    noise = rng.standard_normal(size=f.shape, dtype=np.float32)
+    noise *= rng.uniform(2.0, 10.0)
+    f += noise
+    np.clip(f, 0, 255, out=f)
+    return f.astype(np.uint8)
 
 
 def _jpeg(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    ok, buf = cv2.imencode(".jpg", a, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(15, 70))])
-    return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if ok else a
+    # OpenCV encodes BGR: flip RGB so the chroma subsampling hits the right channels
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(a[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(15, 70))])
+    return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1]) if ok else a
+
+
+STRENGTHS = ("seed", "express")
 
 
 def degrade(hr: Image.Image, rng: np.random.Generator, strength: str = "seed") -> Image.Image:
     """A 64×16 LR version of ``hr`` (any size, RGB); ``strength`` is ``seed`` or ``express``."""
-    if strength not in ("seed", "express"):
+    a = np.asarray(hr if hr.mode == "RGB" else hr.convert("RGB"))
+    return Image.fromarray(degrade_array(a, rng, strength))
+
+
+def degrade_array(a: np.ndarray, rng: np.random.Generator, strength: str = "seed") -> np.ndarray:
+    """``degrade`` on an RGB uint8 array [H, W, 3]; returns uint8 [16, 64, 3]."""
+    if strength not in STRENGTHS:
         raise ValueError(f"strength must be 'seed' or 'express', got {strength!r}")
-    a = np.asarray(hr.convert("RGB"))
+    if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8:
+        raise ValueError(f"expected an RGB uint8 array [H, W, 3], got {a.dtype} {a.shape}")
     if strength == "express" and rng.random() < 0.7:
         a = _geometry(a, rng)
     ops = [_blur, _down_up]
@@ -79,4 +93,4 @@ def degrade(hr: Image.Image, rng: np.random.Generator, strength: str = "seed") -
             a = _photometric(a, rng)
         if rng.random() < 0.5:
             a = _jpeg(a, rng)
-    return Image.fromarray(a)
+    return a
