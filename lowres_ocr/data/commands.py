@@ -1,0 +1,165 @@
+"""``lowres-ocr data ...``: pull, synth, build-lmdb, inspect, import-set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(no_args_is_help=True, add_completion=False)
+console = Console()
+err = Console(stderr=True)
+
+CHARSETS = ("94", "36", "any")
+
+
+def _charset(name: str) -> str | None:
+    from lowres_ocr.charset import CHARSET, CHARSET_36
+
+    if name not in CHARSETS:
+        raise typer.BadParameter(f"--charset must be one of {', '.join(CHARSETS)}, got {name!r}")
+    return {"94": CHARSET, "36": CHARSET_36, "any": None}[name]
+
+
+@app.command("build-lmdb")
+def build_lmdb_cmd(
+    sources: list[Path] = typer.Argument(..., help="Dataset folders (labels.tsv); all of one kind."),
+    out: Path = typer.Option(..., "--out", "-o", help="Destination LMDB directory."),
+    labels: str = typer.Option("labels.tsv", help="Labels file inside each folder (e.g. labels_cs.tsv)."),
+    resize: bool = typer.Option(False, "--resize/--no-resize",
+                                help="Store 128x32 PNGs (pairs: HR 128x32 + LR 64x16) instead of the original bytes."),
+    charset: str = typer.Option("94", help="Label filter: 94 (printable ASCII, no space), 36 ([0-9a-z]) or any."),
+    max_label_length: int = typer.Option(25, min=0, help="Skip longer labels (0: no limit)."),
+    strict: bool = typer.Option(False, "--strict", help="Fail (exit 1, nothing written) if any sample would be skipped."),
+    force: bool = typer.Option(False, "--force", help="Replace OUT if it exists."),
+    show: int = typer.Option(20, help="Print at most this many skipped samples (all are counted)."),
+) -> None:
+    """Build one LMDB: ASTER keys for word crops, TextZoom keys for LR/HR pairs."""
+    from lowres_ocr.data.build import BuildOptions, StrictBuildError, build_lmdb
+    from lowres_ocr.data.datasets import REASONS
+
+    opts = BuildOptions(labels=labels, resize=resize, charset=_charset(charset), max_length=max_label_length,
+                        strict=strict, overwrite=force)
+    printed = 0
+
+    def on_problem(p) -> None:
+        nonlocal printed
+        if printed < show:
+            err.print(f"[yellow]skip[/] {p}", markup=True, highlight=False, soft_wrap=True)
+        printed += 1
+
+    try:
+        report = build_lmdb(sources, out, opts, on_problem=on_problem)
+    except StrictBuildError as e:
+        _print_summary(e.report, REASONS)
+        err.print(f"[red]error:[/] {e}")
+        raise typer.Exit(1)
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
+        err.print(f"[red]error:[/] {e}")
+        raise typer.Exit(2)
+    _print_summary(report, REASONS)
+
+
+def _print_summary(report, reasons: dict[str, str]) -> None:
+    rate = report.kept / report.seconds if report.seconds else 0.0
+    state = f"written to {report.dst}" if report.written else "not written"
+    console.print(f"{report.kind}: kept {report.kept}, skipped {report.skipped} "
+                  f"({report.seconds:.1f} s, {rate:.0f} samples/s); {state}")
+    if report.skipped:
+        t = Table("reason", "skipped", title="skipped by reason")
+        for r, n in report.by_reason().items():
+            t.add_row(reasons[r], str(n))
+        console.print(t)
+
+
+@app.command("inspect")
+def inspect_cmd(
+    path: Path = typer.Argument(..., help="An LMDB directory."),
+    show: int = typer.Option(5, help="Samples to show."),
+) -> None:
+    """Count, key format, label-length histogram and the first samples of an LMDB."""
+    from lowres_ocr.data.inspect_lmdb import summarize
+    from lowres_ocr.data.lmdb_io import LmdbError
+
+    try:
+        s = summarize(path, show)
+    except (FileNotFoundError, LmdbError) as e:
+        err.print(f"[red]error:[/] {e}")
+        raise typer.Exit(2)
+    console.print(f"[bold]{s.path}[/]: {s.count} samples, kind {s.kind}")
+    console.print(f"keys: {s.key_format}")
+    if s.label_lengths:
+        hist = Table("label length", "samples", "", title="label lengths")
+        top = max(s.label_lengths.values())
+        for length, n in s.label_lengths.items():
+            hist.add_row(str(length), str(n), "#" * max(1, round(30 * n / top)))
+        console.print(hist)
+    rows = Table("index", "label", *(s.samples[0].images if s.samples else []), title="samples")
+    for smp in s.samples:
+        rows.add_row(str(smp.index), repr(smp.label), *smp.images.values())
+    console.print(rows)
+
+
+@app.command("synth")
+def synth_cmd(
+    out: Path = typer.Option(..., "--out", "-o", help="Destination dataset folder (hr/, lr/, labels.tsv)."),
+    count: int = typer.Option(..., min=1, help="Number of LR/HR pairs."),
+    seed: int = typer.Option(0, help="Same seed, same bytes."),
+    workers: int = typer.Option(1, min=1, help="Processes (the output does not depend on it)."),
+    strength: str = typer.Option("express", help="LR degradation: express (default) or seed."),
+    force: bool = typer.Option(False, "--force", help="Replace OUT if it exists."),
+) -> None:
+    """Render HR 128x32 word crops (words, tracking numbers, phones, postcodes, ...) and degrade them to 64x16 LR."""
+    import time
+
+    from lowres_ocr.data.synth import synthesize
+
+    t0 = time.perf_counter()
+    try:
+        synthesize(out, count, seed, workers=workers, strength=strength, overwrite=force)
+    except (FileExistsError, ValueError) as e:
+        err.print(f"[red]error:[/] {e}")
+        raise typer.Exit(2)
+    dt = time.perf_counter() - t0
+    console.print(f"{count} pairs in {out} ({dt:.1f} s, {count / dt:.0f} pairs/s with {workers} worker(s))")
+
+
+@app.command("pull")
+def pull_cmd(
+    targets: Optional[list[str]] = typer.Argument(None, help="Parts to pull, e.g. data/svt_test (default: all)."),
+    source: str = typer.Option("auto", help="auto: S3 if configured, else the bundled store via a local S3 server; "
+                                            "s3; bundled."),
+    remote: str = typer.Option("storage", help="DVC remote name."),
+    jobs: Optional[int] = typer.Option(None, "-j", "--jobs", help="Parallel transfers (dvc default: 4 x cores)."),
+    timeout: float = typer.Option(1800, help="Seconds before dvc is stopped."),
+) -> None:
+    """``dvc pull`` the datasets (real S3 given credentials/endpoint; offline: local S3 server seeded from dvc-store/)."""
+    from lowres_ocr.data.remote import DvcError, pull
+
+    try:
+        r = pull(None, targets or None, source=source, remote=remote, jobs=jobs, timeout=timeout)
+    except (DvcError, FileNotFoundError, ValueError, RuntimeError) as e:
+        err.print(f"[red]error:[/] {e}")
+        raise typer.Exit(1)
+    last = [ln for ln in r.output.strip().splitlines() if ln.strip()]
+    console.print(f"dvc pull via {r.source}" + (f" (local S3 server seeded with {r.seeded} objects)" if r.seeded else "")
+                  + f": {last[-1] if last else 'done'} ({r.seconds:.1f} s)")
+
+
+@app.command("import-set")
+def import_set_cmd(
+    src: Path = typer.Argument(..., help="A dataset folder to copy into the project."),
+    dst: Path = typer.Argument(..., help="Destination, e.g. data/<set>."),
+    max_height: int = typer.Option(128, min=16, help="Store taller images downscaled to this height."),
+) -> None:
+    """Copy a dataset folder, storing images taller than --max-height downscaled (pairs: HR and LR alike)."""
+    from lowres_ocr.data.prepare import copy_set
+
+    if dst.exists():
+        err.print(f"[red]error:[/] {dst} already exists")
+        raise typer.Exit(2)
+    r = copy_set(src, dst, max_height)
+    console.print(f"{dst}: {r.files} files, {r.downscaled} downscaled, {r.bytes_in} -> {r.bytes_out} bytes")
