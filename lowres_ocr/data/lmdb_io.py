@@ -58,8 +58,30 @@ class LmdbError(ValueError):
     """An LMDB that does not follow the documented layout (message names the path and the key)."""
 
 
-def _is_dir_lmdb(path: Path) -> bool:
-    return path.is_dir()
+# py-lmdb refuses to open one environment twice in a process: readers of the same path share it.
+_ENVS: dict[tuple[int, str], list] = {}  # (pid, real path) -> [environment, users]
+
+
+def _env_key(path: Path) -> tuple[int, str]:
+    return os.getpid(), os.path.realpath(path)
+
+
+def _acquire(path: Path) -> list:
+    entry = _ENVS.get(_env_key(path))
+    if entry is None:
+        env = lmdb.open(str(path), subdir=path.is_dir(), readonly=True, lock=False, readahead=False, meminit=False,
+                        max_readers=256)
+        entry = _ENVS[_env_key(path)] = [env, 0]
+    entry[1] += 1
+    return entry
+
+
+def _release(path: Path, entry: list) -> None:
+    entry[1] -= 1
+    if entry[1] <= 0:
+        entry[0].close()
+        if _ENVS.get(_env_key(path)) is entry:
+            del _ENVS[_env_key(path)]
 
 
 class LmdbReader:
@@ -75,8 +97,15 @@ class LmdbReader:
             raise FileNotFoundError(f"LMDB {self.path} does not exist")
         if self.path.is_dir() and not (self.path / "data.mdb").is_file():
             raise LmdbError(f"{self.path}: not an LMDB directory (no data.mdb)")
-        self._env: lmdb.Environment | None = None
+        self._entry: list | None = None
         self._pid = -1
+        try:
+            self._read_header()
+        except BaseException:
+            self.close()
+            raise
+
+    def _read_header(self) -> None:
         with self._environment().begin(buffers=False) as txn:
             raw = txn.get(NUM_SAMPLES)
             if raw is None:
@@ -97,11 +126,10 @@ class LmdbReader:
                 raise LmdbError(f"{self.path}: neither 'image-000000001' (ASTER) nor 'image_hr-000000001' (TextZoom) exists")
 
     def _environment(self) -> lmdb.Environment:
-        if self._env is None or self._pid != os.getpid():
-            self._env = lmdb.open(str(self.path), subdir=_is_dir_lmdb(self.path), readonly=True, lock=False,
-                                  readahead=False, meminit=False, max_readers=256)
+        if self._entry is None or self._pid != os.getpid():
+            self._entry = _acquire(self.path)
             self._pid = os.getpid()
-        return self._env
+        return self._entry[0]
 
     def __len__(self) -> int:
         return self._count
@@ -140,9 +168,9 @@ class LmdbReader:
             return [bytes(self._get(txn, label_key(i))).decode("utf-8", "replace") for i in range(1, self._count + 1)]
 
     def close(self) -> None:
-        if self._env is not None:
-            self._env.close()
-            self._env = None
+        if self._entry is not None and self._pid == os.getpid():
+            _release(self.path, self._entry)
+        self._entry = None
 
     def __enter__(self) -> "LmdbReader":
         return self
@@ -244,6 +272,7 @@ class LmdbWriter:
         self._env = None
         (self.tmp / "lock.mdb").unlink(missing_ok=True)  # readers open with lock=False
         os.chmod(self.tmp, 0o755)
+        _ENVS.pop(_env_key(self.dst), None)  # readers still open keep the old data; new ones see the new
         if self.dst.exists():
             trash = Path(tempfile.mkdtemp(prefix=f".{self.dst.name}.old-", dir=self.dst.parent))
             os.rename(self.dst, trash / "old")
