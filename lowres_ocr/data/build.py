@@ -73,6 +73,16 @@ def _strict_pil() -> Iterator[None]:
         ImageFile.LOAD_TRUNCATED_IMAGES = old
 
 
+_SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF", b"BM": "BMP",
+               b"II*\x00": "TIFF", b"MM\x00*": "TIFF"}
+
+
+def _signature(data: bytes) -> str | None:
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return next((fmt for sig, fmt in _SIGNATURES.items() if data.startswith(sig)), None)
+
+
 def check_image(data: bytes) -> tuple[Image.Image | None, tuple[str, str] | None]:
     """Decode ``data`` completely: ``(image, None)`` or ``(None, (reason, detail))``."""
     if not data:
@@ -80,6 +90,9 @@ def check_image(data: bytes) -> tuple[Image.Image | None, tuple[str, str] | None
     try:
         im = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
+        fmt = _signature(data)
+        if fmt:  # the header says image, the rest does not parse
+            return None, ("corrupt_image", f"{fmt} signature but the file does not parse ({len(data)} bytes)")
         return None, ("non_image", f"no known image format (file starts with {data[:8]!r})")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         return None, ("corrupt_image", f"{type(err).__name__}: {err}")

@@ -16,6 +16,10 @@ err = Console(stderr=True)
 CHARSETS = ("94", "36", "any")
 
 
+def _error(message: object) -> None:
+    err.print("[red]error:[/]", str(message), soft_wrap=True, highlight=False)
+
+
 def _charset(name: str) -> str | None:
     from lowres_ocr.charset import CHARSET, CHARSET_36
 
@@ -55,10 +59,10 @@ def build_lmdb_cmd(
         report = build_lmdb(sources, out, opts, on_problem=on_problem)
     except StrictBuildError as e:
         _print_summary(e.report, REASONS)
-        err.print(f"[red]error:[/] {e}")
+        _error(e)
         raise typer.Exit(1)
     except (FileNotFoundError, FileExistsError, ValueError) as e:
-        err.print(f"[red]error:[/] {e}")
+        _error(e)
         raise typer.Exit(2)
     _print_summary(report, REASONS)
 
@@ -87,7 +91,7 @@ def inspect_cmd(
     try:
         s = summarize(path, show)
     except (FileNotFoundError, LmdbError) as e:
-        err.print(f"[red]error:[/] {e}")
+        _error(e)
         raise typer.Exit(2)
     console.print(f"[bold]{s.path}[/]: {s.count} samples, kind {s.kind}")
     console.print(f"keys: {s.key_format}")
@@ -121,7 +125,7 @@ def synth_cmd(
     try:
         synthesize(out, count, seed, workers=workers, strength=strength, overwrite=force)
     except (FileExistsError, ValueError) as e:
-        err.print(f"[red]error:[/] {e}")
+        _error(e)
         raise typer.Exit(2)
     dt = time.perf_counter() - t0
     console.print(f"{count} pairs in {out} ({dt:.1f} s, {count / dt:.0f} pairs/s with {workers} worker(s))")
@@ -142,7 +146,7 @@ def pull_cmd(
     try:
         r = pull(None, targets or None, source=source, remote=remote, jobs=jobs, timeout=timeout)
     except (DvcError, FileNotFoundError, ValueError, RuntimeError) as e:
-        err.print(f"[red]error:[/] {e}")
+        _error(e)
         raise typer.Exit(1)
     last = [ln for ln in r.output.strip().splitlines() if ln.strip()]
     console.print(f"dvc pull via {r.source}" + (f" (local S3 server seeded with {r.seeded} objects)" if r.seeded else "")
@@ -159,7 +163,7 @@ def import_set_cmd(
     from lowres_ocr.data.prepare import copy_set
 
     if dst.exists():
-        err.print(f"[red]error:[/] {dst} already exists")
+        _error(f"{dst} already exists")
         raise typer.Exit(2)
     r = copy_set(src, dst, max_height)
     console.print(f"{dst}: {r.files} files, {r.downscaled} downscaled, {r.bytes_in} -> {r.bytes_out} bytes")
