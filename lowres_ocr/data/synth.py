@@ -199,7 +199,8 @@ def _ink_mask(text: str, font_index: int, size: int, spacing: float = 0.0) -> np
 def render_hr(text: str, rng: np.random.Generator) -> np.ndarray:
     """``text`` in a random font and colours on a random background, stretched to 128×32 (RGB uint8)."""
     spacing = rng.uniform(-0.04, 0.12) if rng.random() < 0.5 else 0.0
-    mask = _ink_mask(text, int(rng.random() * len(font_files())), 18 + int(rng.random() * 12), spacing)
+    # two raster sizes only: the crop is stretched to 128x32 anyway, and few sizes keep the glyph cache warm
+    mask = _ink_mask(text, int(rng.random() * len(font_files())), (22, 30)[int(rng.random() * 2)], spacing)
     h, w = mask.shape
     pad_x, pad_y = 2 + int(rng.random() * 12), 2 + int(rng.random() * 8)
     padded = np.zeros((h + 2 * pad_y, w + 2 * pad_x), np.uint8)
