@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
@@ -11,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from lowres_ocr.data.remote import (DvcError, local_s3, needed_objects, pull, remote_url, run_dvc, s3_configured,
-                                    dvc_env)
+from lowres_ocr.data.remote import (DvcError, dvc_env, local_s3, needed_objects, pull, remote_url, run_dvc,
+                                    s3_configured)
 
 from .conftest import png_bytes
 
