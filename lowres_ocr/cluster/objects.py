@@ -1,0 +1,284 @@
+"""The Kubernetes objects the pipeline sends: PyTorchJob, TrainJob, Triton Deployment + Service, InferenceService.
+
+Pure functions returning plain dicts (what the API server receives as JSON); ``schemas.validate`` checks them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+GPU_RESOURCE = "nvidia.com/gpu"
+TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:24.10-py3"  # Triton 2.51, the release of the local server
+TRITON_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
+APP_LABEL = "app.kubernetes.io/name"
+PART_OF = {"app.kubernetes.io/part-of": "lowres-ocr"}
+NON_ROOT_UID = 1000
+
+
+@dataclass
+class Placement:
+    """Where pods run and what they mount (shared by training and serving)."""
+
+    namespace: str = "lowres-ocr"
+    service_account: str = "lowres-ocr-pipeline"
+    pvc: str = "lowres-ocr-workspace"
+    mount_path: str = "/workspace"
+    s3_secret: str = "lowres-ocr-s3"  # keys: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL_S3
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class TrainingJob:
+    name: str
+    image: str
+    preset: str = "gpu"
+    nnodes: int = 2
+    nproc_per_node: int = 1
+    gpus_per_node: int = 1
+    output_dir: str = "/workspace/runs/train"
+    overrides: list[str] = field(default_factory=list)
+    cpu: str = "4"
+    memory: str = "16Gi"
+    placement: Placement = field(default_factory=Placement)
+
+
+def _s3_env(secret: str) -> list[dict[str, Any]]:
+    keys = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL_S3")
+    return [{"name": k, "valueFrom": {"secretKeyRef": {"name": secret, "key": k, "optional": k == "AWS_ENDPOINT_URL_S3"}}}
+            for k in keys]
+
+
+def _resources(cpu: str, memory: str, gpus: int) -> dict[str, Any]:
+    limits: dict[str, Any] = {"cpu": cpu, "memory": memory}
+    if gpus > 0:
+        limits[GPU_RESOURCE] = gpus
+    return {"requests": {"cpu": cpu, "memory": memory}, "limits": limits}
+
+
+def _security() -> dict[str, Any]:
+    return {"runAsNonRoot": True, "runAsUser": NON_ROOT_UID, "runAsGroup": NON_ROOT_UID, "fsGroup": NON_ROOT_UID}
+
+
+def _shm_volume(size: str) -> dict[str, Any]:
+    return {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": size}}
+
+
+def train_args(job: TrainingJob) -> list[str]:
+    """``torch.distributed.run`` arguments inside a pod: topology comes from the operator's PET_* environment."""
+    args = ["-m", "torch.distributed.run", "-m", "lowres_ocr.train", "--config", job.preset, "--output-dir", job.output_dir]
+    for o in job.overrides:
+        args += ["--set", o]
+    return args
+
+
+def _train_container(job: TrainingJob, name: str) -> dict[str, Any]:
+    p = job.placement
+    return {
+        "name": name,
+        "image": job.image,
+        "command": ["python"],
+        "args": train_args(job),
+        "workingDir": "/app",
+        "env": _s3_env(p.s3_secret) + [{"name": "OMP_NUM_THREADS", "value": "1"}],
+        "resources": _resources(job.cpu, job.memory, job.gpus_per_node),
+        "volumeMounts": [{"name": "workspace", "mountPath": p.mount_path}, {"name": "dshm", "mountPath": "/dev/shm"}],
+    }
+
+
+def _train_pod_spec(job: TrainingJob, container: str) -> dict[str, Any]:
+    p = job.placement
+    spec: dict[str, Any] = {
+        "serviceAccountName": p.service_account,
+        "securityContext": _security(),
+        "containers": [_train_container(job, container)],
+        "volumes": [{"name": "workspace", "persistentVolumeClaim": {"claimName": p.pvc}}, _shm_volume("8Gi")],
+    }
+    if p.node_selector:
+        spec["nodeSelector"] = dict(p.node_selector)
+    if p.tolerations:
+        spec["tolerations"] = [dict(t) for t in p.tolerations]
+    return spec
+
+
+def pytorchjob(job: TrainingJob) -> dict[str, Any]:
+    """PyTorchJob kubeflow.org/v1: one Master + (nnodes - 1) Workers, ``nprocPerNode`` processes each."""
+    if job.nnodes < 1 or job.nproc_per_node < 1:
+        raise ValueError("nnodes and nproc_per_node must be >= 1")
+    replica = lambda n: {  # noqa: E731
+        "replicas": n,
+        "restartPolicy": "OnFailure",
+        # the operator requires the container to be called "pytorch"
+        "template": {"metadata": {"labels": dict(PART_OF)}, "spec": _train_pod_spec(job, "pytorch")},
+    }
+    specs = {"Master": replica(1)}
+    if job.nnodes > 1:
+        specs["Worker"] = replica(job.nnodes - 1)
+    return {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "PyTorchJob",
+        "metadata": {"name": job.name, "namespace": job.placement.namespace, "labels": dict(PART_OF)},
+        "spec": {
+            "nprocPerNode": str(job.nproc_per_node),
+            "runPolicy": {"backoffLimit": 0, "cleanPodPolicy": "None", "ttlSecondsAfterFinished": 86400},
+            "pytorchReplicaSpecs": specs,
+        },
+    }
+
+
+def trainjob(job: TrainingJob, runtime: str = "torch-distributed") -> dict[str, Any]:
+    """TrainJob trainer.kubeflow.org/v1alpha1 on the ``torch-distributed`` ClusterTrainingRuntime (Trainer v2.3).
+
+    The runtime's replicated job and container are both called ``node``; the PVC, /dev/shm, S3 env and placement
+    are added through ``runtimePatches``.
+    """
+    p = job.placement
+    pod_patch: dict[str, Any] = {
+        "volumes": [{"name": "workspace", "persistentVolumeClaim": {"claimName": p.pvc}}, _shm_volume("8Gi")],
+        "containers": [{
+            "name": "node",
+            "volumeMounts": [{"name": "workspace", "mountPath": p.mount_path}, {"name": "dshm", "mountPath": "/dev/shm"}],
+        }],
+        "securityContext": _security(),
+        "serviceAccountName": p.service_account,
+    }
+    if p.node_selector:
+        pod_patch["nodeSelector"] = dict(p.node_selector)
+    if p.tolerations:
+        pod_patch["tolerations"] = [dict(t) for t in p.tolerations]
+    limits = _resources(job.cpu, job.memory, job.gpus_per_node)
+    return {
+        "apiVersion": "trainer.kubeflow.org/v1alpha1",
+        "kind": "TrainJob",
+        "metadata": {"name": job.name, "namespace": p.namespace, "labels": dict(PART_OF)},
+        "spec": {
+            "runtimeRef": {"name": runtime, "apiGroup": "trainer.kubeflow.org", "kind": "ClusterTrainingRuntime"},
+            "trainer": {
+                "image": job.image,
+                "command": ["python"],
+                "args": train_args(job),
+                "numNodes": job.nnodes,
+                "numProcPerNode": job.nproc_per_node,
+                "resourcesPerNode": limits,
+                "env": _s3_env(p.s3_secret) + [{"name": "OMP_NUM_THREADS", "value": "1"}],
+            },
+            "runtimePatches": [{
+                "manager": "lowres-ocr",
+                "trainingRuntimeSpec": {"template": {"spec": {"replicatedJobs": [
+                    {"name": "node", "template": {"spec": {"template": {"spec": pod_patch}}}}
+                ]}}},
+            }],
+        },
+    }
+
+
+@dataclass
+class TritonDeployment:
+    name: str = "lowres-ocr-triton"
+    image: str = TRITON_IMAGE
+    replicas: int = 1
+    gpus: int = 1
+    model_repository: str = "s3://lowres-ocr/triton"  # s3://... or a path under the PVC mount (pvc://<subdir>)
+    cpu: str = "2"
+    memory: str = "4Gi"
+    placement: Placement = field(default_factory=Placement)
+
+
+def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "failureThreshold": failures, "timeoutSeconds": 2}
+
+
+def triton_deployment(t: TritonDeployment) -> dict[str, Any]:
+    """Deployment running tritonserver: HTTP/gRPC/metrics ports, health probes, /dev/shm in memory, non-root."""
+    p = t.placement
+    labels = {APP_LABEL: t.name, **PART_OF}
+    volumes: list[dict[str, Any]] = [_shm_volume("1Gi")]
+    mounts: list[dict[str, Any]] = [{"name": "dshm", "mountPath": "/dev/shm"}]
+    env: list[dict[str, Any]] = []
+    if t.model_repository.startswith("pvc://"):
+        repo = f"{p.mount_path}/{t.model_repository[len('pvc://'):].strip('/')}"
+        volumes.append({"name": "workspace", "persistentVolumeClaim": {"claimName": p.pvc, "readOnly": True}})
+        mounts.append({"name": "workspace", "mountPath": p.mount_path, "readOnly": True})
+    elif t.model_repository.startswith("s3://"):
+        repo = t.model_repository
+        env = _s3_env(p.s3_secret) + [{"name": "AWS_DEFAULT_REGION", "value": "us-east-1"}]
+    else:
+        raise ValueError(f"model repository must be s3://... or pvc://<dir>, got {t.model_repository!r}")
+    container = {
+        "name": "tritonserver",
+        "image": t.image,
+        "command": ["tritonserver"],
+        "args": [f"--model-repository={repo}", "--strict-readiness=true", "--exit-timeout-secs=30",
+                 f"--http-port={TRITON_PORTS['http']}", f"--grpc-port={TRITON_PORTS['grpc']}",
+                 f"--metrics-port={TRITON_PORTS['metrics']}"],
+        "ports": [{"name": n, "containerPort": v, "protocol": "TCP"} for n, v in TRITON_PORTS.items()],
+        "env": env,
+        "resources": _resources(t.cpu, t.memory, t.gpus),
+        "livenessProbe": _probe("/v2/health/live", 10, 3),
+        "readinessProbe": _probe("/v2/health/ready", 5, 3),
+        "startupProbe": _probe("/v2/health/ready", 10, 60),  # up to 10 min to pull and load the models
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+        "volumeMounts": mounts,
+    }
+    pod: dict[str, Any] = {
+        "serviceAccountName": p.service_account,
+        "securityContext": _security(),
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if p.node_selector:
+        pod["nodeSelector"] = dict(p.node_selector)
+    if p.tolerations:
+        pod["tolerations"] = [dict(x) for x in p.tolerations]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": t.name, "namespace": p.namespace, "labels": labels},
+        "spec": {
+            "replicas": t.replicas,
+            "selector": {"matchLabels": {APP_LABEL: t.name}},
+            "template": {"metadata": {"labels": labels}, "spec": pod},
+        },
+    }
+
+
+def triton_service(t: TritonDeployment) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": t.name, "namespace": t.placement.namespace, "labels": {APP_LABEL: t.name, **PART_OF}},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {APP_LABEL: t.name},
+            "ports": [{"name": n, "port": v, "targetPort": n, "protocol": "TCP"} for n, v in TRITON_PORTS.items()],
+        },
+    }
+
+
+def inference_service(t: TritonDeployment, storage_uri: str, runtime_version: str = "24.10-py3") -> dict[str, Any]:
+    """KServe InferenceService serving the model repository with the Triton runtime (KServe v2 protocol)."""
+    p = t.placement
+    model: dict[str, Any] = {
+        "modelFormat": {"name": "triton"},
+        "protocolVersion": "v2",
+        "runtimeVersion": runtime_version,
+        "storageUri": storage_uri,
+        "resources": _resources(t.cpu, t.memory, t.gpus),
+    }
+    predictor: dict[str, Any] = {
+        "serviceAccountName": p.service_account,
+        "minReplicas": t.replicas,
+        "model": model,
+    }
+    if p.node_selector:
+        predictor["nodeSelector"] = dict(p.node_selector)
+    if p.tolerations:
+        predictor["tolerations"] = [dict(x) for x in p.tolerations]
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": t.name, "namespace": p.namespace, "labels": dict(PART_OF),
+                     "annotations": {"serving.kserve.io/deploymentMode": "RawDeployment"}},
+        "spec": {"predictor": predictor},
+    }
