@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import yaml
 
@@ -114,34 +114,45 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+_IN_PROCESS: list = []  # the moto S3 backend of a server running in this process (see local_s3)
+
+
 @contextmanager
-def local_s3(start_timeout: float = 30.0) -> Iterator[str]:
-    """A moto S3 server on 127.0.0.1 for the duration of the block; yields its endpoint URL."""
-    exe = Path(sys.executable).with_name("moto_server")
-    if not exe.exists():
-        raise FileNotFoundError(f"{exe} not found: install moto[server] (pip install 'moto[server]')")
+def local_s3() -> Iterator[str]:
+    """A moto S3 server on 127.0.0.1 (a thread of this process) for the duration of the block; yields its URL.
+
+    Running it in-process lets ``seed_bucket`` fill it directly through moto's backend (27k objects in about
+    a second instead of minutes over HTTP); dvc itself still talks S3 over HTTP to it.
+    """
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     port = _free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
     try:
-        deadline = time.monotonic() + start_timeout
-        while True:
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"local S3 server did not come up on {endpoint} (exit {proc.poll()})") from None
-                time.sleep(0.1)
+        endpoint = f"http://127.0.0.1:{port}"
+        urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=10).close()
+        _IN_PROCESS.append(_moto_backend())
         yield endpoint
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if _IN_PROCESS:
+            _IN_PROCESS.pop()
+        server.stop()
+
+
+def _moto_backend() -> Any:
+    """moto's in-process S3 backend, or None if this moto version lays it out differently."""
+    try:
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.s3.models import s3_backends
+
+        backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+        return backend if hasattr(backend, "put_object") and hasattr(backend, "create_bucket") else None
+    except (ImportError, KeyError, AttributeError):
+        return None
 
 
 def _object_path(store: Path, md5: str) -> Path:
@@ -182,23 +193,29 @@ def _wanted_prefixes(out_path: str, targets: list[str] | None) -> list[str] | No
 
 def seed_bucket(endpoint: str, url: str, store: Path, objects: list[str], workers: int = 16) -> int:
     """Create the bucket of ``url`` on ``endpoint`` and upload ``objects`` from the bundled store."""
-    import boto3
-
     bucket, prefix = _split_s3(url)
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bundled",
-                      aws_secret_access_key="bundled")
-    s3.create_bucket(Bucket=bucket)
     missing = [o for o in objects if not _object_path(store, o).is_file()]
     if missing:
         raise FileNotFoundError(f"{store}: {len(missing)} object(s) missing from the bundled store, e.g. {missing[0]}")
+    keys = {o: "/".join(p for p in (prefix, "files", "md5", o[:2], o[2:]) if p) for o in objects}
+    backend = _IN_PROCESS[-1] if _IN_PROCESS else None
+    if backend is not None:  # our own in-process server: straight into its store
+        backend.create_bucket(bucket, "us-east-1")
+        for o, key in keys.items():
+            backend.put_object(bucket, key, _object_path(store, o).read_bytes())
+        return len(keys)
+    import boto3
 
-    def put(md5: str) -> None:
-        key = "/".join(p for p in (prefix, "files", "md5", md5[:2], md5[2:]) if p)
-        s3.put_object(Bucket=bucket, Key=key, Body=_object_path(store, md5).read_bytes())
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bundled",
+                      aws_secret_access_key="bundled")
+    s3.create_bucket(Bucket=bucket)
+
+    def put(o: str) -> None:
+        s3.put_object(Bucket=bucket, Key=keys[o], Body=_object_path(store, o).read_bytes())
 
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(put, objects))
-    return len(objects)
+    return len(keys)
 
 
 @dataclass
