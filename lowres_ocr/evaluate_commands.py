@@ -1,0 +1,182 @@
+"""``lowres-ocr evaluate``: run the benchmark (``evaluate --weights W --data A B --out DIR``, same as
+``evaluate run ...``) and the deploy gate (``evaluate gate --report NEW [--baseline OLD] --min-accuracy X``).
+
+``evaluate`` is a group whose default command is ``run``: a first argument that is not a sub-command name
+is routed to ``run``. ``--data`` and ``--peers`` take several values (``--data A B C``, ``--peers
+rapidocr,tesseract`` or ``--peers rapidocr tesseract``).
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import click
+import typer
+from typer.core import TyperGroup
+
+MULTI_VALUE = ("--data", "--peers")
+
+
+def expand_multi(args: list[str]) -> list[str]:
+    """``--data A B --out D`` → ``--data A --data B --out D`` (values run up to the next option)."""
+    out: list[str] = []
+    current: str | None = None
+    for arg in args:
+        if arg.startswith("-"):
+            current = arg if arg in MULTI_VALUE else None
+            out.append(arg)
+        elif current and out[-1] != current:
+            out += [current, arg]
+        else:
+            out.append(arg)
+    return out
+
+
+class EvaluateGroup(TyperGroup):
+    """A group that runs ``run`` when the first argument is not one of its sub-commands."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        if args and args[0] == "run":
+            args = ["run", *expand_multi(args[1:])]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(cls=EvaluateGroup, add_completion=False, no_args_is_help=True,
+                  help="Benchmark evaluation (default command: run) and the deploy gate.")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _model(weights: Optional[Path], triton_url: Optional[str], protocol: str, device: str, beam_width: int) -> Any:
+    from lowres_ocr.evaluation.predictors import OnnxPredictor, TorchPredictor, TritonPredictor
+
+    if (weights is None) == (triton_url is None):
+        _fail("give exactly one of --weights (a .pt checkpoint or an .onnx file) and --triton-url")
+    if triton_url:
+        return TritonPredictor(triton_url, protocol)
+    assert weights is not None
+    if weights.suffix == ".onnx":
+        return OnnxPredictor(weights)
+    return TorchPredictor(weights, _device(device), beam_width)
+
+
+def _peers(names: list[str]) -> tuple[list[Any], dict[str, str]]:
+    from lowres_ocr.peers import PeerUnavailable, load_peer
+
+    loaded, skipped = [], {}
+    for name in [n.strip() for item in names for n in item.split(",") if n.strip()]:
+        try:
+            loaded.append(load_peer(name))
+        except PeerUnavailable as err:
+            skipped[name] = str(err)
+            typer.echo(f"peer {name} skipped: {err}", err=True)
+        except ValueError as err:
+            _fail(str(err))
+    return loaded, skipped
+
+
+@app.command("run")
+def run(
+    data: list[str] = typer.Option(..., "--data", help="SET [SET...]: LMDB or dataset folder; PATH:labels_cs.tsv picks another labels file."),
+    out: Path = typer.Option(..., "--out", help="Output folder for report.json / report.md / report.html / predictions/."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Checkpoint (.pt) or exported ONNX (.onnx)."),
+    triton_url: Optional[str] = typer.Option(None, "--triton-url", help="HOST:PORT of a running Triton server."),
+    protocol: str = typer.Option("http", "--protocol", help="Triton protocol: http | grpc."),
+    peers: list[str] = typer.Option([], "--peers", help="rapidocr,tesseract"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (checkpoints only)."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1),
+    latency_samples: int = typer.Option(50, "--latency-samples", min=0, help="Batch-1 calls timed per set."),
+    limit: int = typer.Option(0, "--limit", min=0, help="Only the first N samples of each set (0 = all)."),
+    gallery: int = typer.Option(8, "--gallery", min=0, help="Crops per set in the HTML gallery."),
+    beam_width: int = typer.Option(0, "--beam-width", min=0, help="Beam search width (checkpoints; 0 = greedy)."),
+) -> None:
+    """Evaluate a model on every SET (with peers side by side) and write the reports."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.table import Table
+
+    from lowres_ocr.evaluation.report import summary_rows, write_reports
+    from lowres_ocr.evaluation.runner import Options, evaluate_sets
+    from lowres_ocr.evaluation.sets import SetError, load_set
+
+    if protocol not in ("http", "grpc"):
+        _fail(f"--protocol must be http or grpc, got {protocol!r}")
+    try:
+        for spec in data:  # fail fast, before loading the model, on a missing or malformed SET
+            load_set(spec)
+    except SetError as err:
+        _fail(str(err))
+    try:
+        model = _model(weights, triton_url, protocol, device, beam_width)
+    except (FileNotFoundError, ConnectionError, ValueError, RuntimeError, KeyError) as err:
+        _fail(f"cannot load the model: {err}")
+    peer_list, skipped = _peers(peers)
+    opts = Options(batch_size=batch_size, latency_samples=latency_samples, gallery=gallery, failures=gallery, limit=limit)
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=console, transient=False) as bar:
+        task = None
+
+        def factory(total: int):
+            nonlocal task
+            task = bar.add_task("evaluating", total=total)
+
+            def update(desc: str, n: int) -> None:
+                bar.update(task, advance=n, description=desc)
+            return update
+
+        try:
+            report, artifacts = evaluate_sets(model, data, peer_list, opts, factory, out / "predictions")
+        except SetError as err:
+            _fail(str(err))
+    report["peers_skipped"] = skipped
+    command = "lowres-ocr evaluate " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else ""
+    paths = write_reports(report, artifacts, out, command)
+    header, rows = summary_rows(report)
+    table = Table(title=f"lowres-ocr evaluation: {report['model']['name']}")
+    for h in header:
+        table.add_column(h)
+    for r in rows:
+        table.add_row(*[c.replace("**", "") for c in r])
+    Console(width=max(Console().width, 200)).print(table)
+    typer.echo(f"average accuracy {report['average']['accuracy']:.2f}% over {report['average']['n']} samples; "
+               f"reports: {paths['json']}, {paths['md']}, {paths['html']}")
+
+
+@app.command("gate")
+def gate_command(
+    report: Path = typer.Option(..., "--report", help="report.json of the new model."),
+    min_accuracy: float = typer.Option(..., "--min-accuracy", help="Threshold on the weighted average accuracy (%)."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="report.json of the deployed model (optional)."),
+    tolerance: float = typer.Option(0.0, "--tolerance", min=0.0, help="Points the new model may lose to the baseline."),
+) -> None:
+    """Exit 0 when the new model may be deployed, 1 (with the reason) when it may not, 2 on unreadable reports."""
+    from lowres_ocr.evaluation.gate import ReportError, gate, read_report
+
+    try:
+        new = read_report(report)
+        old = read_report(baseline) if baseline else None
+    except ReportError as err:
+        _fail(str(err))
+    result = gate(new, min_accuracy, old, tolerance)
+    if result.passed:
+        typer.echo(f"gate passed: {result.summary}")
+        return
+    typer.echo(f"gate failed: {'; '.join(result.reasons)} ({result.summary})", err=True)
+    raise typer.Exit(1)
