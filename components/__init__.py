@@ -1,0 +1,1 @@
+"""Kubeflow components of lowres-ocr: one folder per pipeline step (component.py, README.md, tests/)."""

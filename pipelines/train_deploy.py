@@ -1,0 +1,105 @@
+"""The lowres-ocr Kubeflow pipeline: data → LMDB → train → evaluate (gate) → ONNX → [TensorRT] → Triton → smoke test.
+
+Compile: ``kfp dsl compile --py pipelines/train_deploy.py --output train_deploy.yaml``
+Run here: ``lowres-ocr pipeline run-local`` (kfp.local SubprocessRunner; kubernetes settings are ignored there).
+"""
+
+
+import sys
+from typing import Any, NamedTuple
+from pathlib import Path
+
+from kfp import dsl, kubernetes
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `components` lives at the repository root
+
+from components.build_lmdb.component import build_lmdb  # noqa: E402
+from components.build_triton_repo.component import build_triton_repo  # noqa: E402
+from components.convert_tensorrt.component import convert_tensorrt  # noqa: E402
+from components.deploy_triton.component import deploy_triton  # noqa: E402
+from components.evaluate.component import evaluate  # noqa: E402
+from components.export_onnx.component import export_onnx  # noqa: E402
+from components.image import PROJECT_IMAGE  # noqa: E402
+from components.smoke_test.component import smoke_test  # noqa: E402
+from components.train.component import train  # noqa: E402
+from components.version_data.component import version_data  # noqa: E402
+
+PIPELINE_NAME = "lowres-ocr-train-deploy"
+WORKSPACE_PVC = "lowres-ocr-workspace"
+WORKSPACE_MOUNT = "/workspace"
+S3_SECRET = "lowres-ocr-s3"
+S3_KEYS = {"AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY",
+           "AWS_ENDPOINT_URL_S3": "AWS_ENDPOINT_URL_S3"}
+GPU_NODE_LABEL = ("nvidia.com/gpu.present", "true")
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+TRAIN_SETS = "textzoom_train2,iiit5k_train,ic15_train"
+EVAL_SETS = "textzoom_easy,svt_test"
+
+
+def _on_cluster(task: dsl.PipelineTask, image: Any, s3: bool = False, pvc: bool = False,
+                gpu: bool = False) -> dsl.PipelineTask:
+    """Cluster settings of a task (kfp.local ignores the kubernetes ones; see the README)."""
+    task.set_container_image(image)
+    if s3:
+        kubernetes.use_secret_as_env(task, S3_SECRET, S3_KEYS, optional=True)
+    if pvc:
+        kubernetes.mount_pvc(task, WORKSPACE_PVC, WORKSPACE_MOUNT)
+    if gpu:
+        kubernetes.add_node_selector(task, *GPU_NODE_LABEL)
+        kubernetes.add_toleration(task, **GPU_TOLERATION)
+    return task
+
+
+@dsl.pipeline(name=PIPELINE_NAME, description="Train, evaluate, export and serve the low-resolution text recognizer.")
+def train_deploy(
+    dataset_revision: str = "",
+    preset: str = "default",
+    train_steps: int = 0,
+    init_from: str = "model/lowres_ocr.pt",
+    nnodes: int = 1,
+    nproc_per_node: int = 2,
+    launcher: str = "local",
+    gpus: int = 0,
+    min_accuracy: float = 50.0,
+    baseline_report: str = "",
+    eval_sets: str = EVAL_SETS,
+    eval_limit: int = 0,
+    deploy_target: str = "local",
+    storage_uri: str = "s3://lowres-ocr/triton",
+    namespace: str = "lowres-ocr",
+    image: str = PROJECT_IMAGE,
+    triton_image: str = "nvcr.io/nvidia/tritonserver:24.10-py3",
+) -> NamedTuple("Outputs", [("data", dsl.Dataset), ("lmdb", dsl.Dataset), ("model", dsl.Model), ("report", dsl.HTML),
+                            ("predictions", dsl.Dataset), ("metrics", dsl.Metrics)]):
+    data = _on_cluster(version_data(dataset_revision=dataset_revision, train_sets=TRAIN_SETS, eval_sets=eval_sets), image, s3=True)
+    data.set_display_name("version-data (dvc pull)")
+    lmdb = _on_cluster(build_lmdb(data=data.outputs["data"]), image)
+    trained = train(lmdb=lmdb.outputs["lmdb"], preset=preset, launcher=launcher, nnodes=nnodes, nproc_per_node=nproc_per_node,
+                    gpus=gpus, steps=train_steps, init_from=init_from, image=image, namespace=namespace)
+    # GPU limit from the `gpus` parameter + GPU toleration; no GPU node selector here: a fixed selector would pin
+    # CPU-only runs (gpus=0, or a launcher that only submits a PyTorchJob/TrainJob) onto GPU nodes.
+    _on_cluster(trained, image, s3=True, pvc=True)
+    kubernetes.add_toleration(trained, **GPU_TOLERATION)
+    trained.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(gpus)
+    ev = _on_cluster(evaluate(model=trained.outputs["model"], data=data.outputs["data"], min_accuracy=min_accuracy,
+                              sets=eval_sets, limit=eval_limit, baseline_report=baseline_report), image)
+    with dsl.If(ev.outputs["passed"] == True, name="deploy-gate"):  # noqa: E712 (a pipeline condition, not Python)
+        onnx = _on_cluster(export_onnx(model=trained.outputs["model"], data=data.outputs["data"]), image)
+        with dsl.If(gpus > 0, name="tensorrt-when-gpus"):
+            plan = _on_cluster(convert_tensorrt(onnx_model=onnx.outputs["onnx_model"]), image, gpu=True)
+            plan.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
+            repo_trt = _on_cluster(build_triton_repo(onnx_model=onnx.outputs["onnx_model"], plan=plan.outputs["plan"],
+                                                     deploy_target=deploy_target), image)
+        with dsl.Else(name="onnx-only"):
+            repo_onnx = _on_cluster(build_triton_repo(onnx_model=onnx.outputs["onnx_model"], deploy_target=deploy_target), image)
+        repo = dsl.OneOf(repo_trt.outputs["repo"], repo_onnx.outputs["repo"])
+        deployed = _on_cluster(deploy_triton(repo=repo, deploy_target=deploy_target, storage_uri=storage_uri,
+                                             namespace=namespace, gpus=gpus, triton_image=triton_image),
+                               image, s3=True, pvc=True)
+        deployed.set_caching_options(False)  # a deployment is an action, never a cached result
+        smoke = _on_cluster(smoke_test(endpoint=deployed.outputs["endpoint"], predictions=ev.outputs["predictions"]), image)
+        smoke.set_caching_options(False)
+    outputs = NamedTuple("Outputs", [("data", dsl.Dataset), ("lmdb", dsl.Dataset), ("model", dsl.Model), ("report", dsl.HTML),
+                                     ("predictions", dsl.Dataset), ("metrics", dsl.Metrics)])
+    return outputs(data.outputs["data"], lmdb.outputs["lmdb"], trained.outputs["model"], ev.outputs["report"],
+                   ev.outputs["predictions"], ev.outputs["metrics"])
