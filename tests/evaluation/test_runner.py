@@ -1,0 +1,114 @@
+"""The runner on a fake predictor: exact accuracies, bad input accounting, pairs, peers, speed fields."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lowres_ocr.data.lmdb_io import Sample, write_lmdb
+from lowres_ocr.evaluation.metrics import PSNR_CAP
+from lowres_ocr.evaluation.runner import Options, evaluate_sets
+from lowres_ocr.evaluation.sets import SetError, load_set, parse_spec
+
+from .conftest import WORDS, FakePredictor, color
+
+OPTS = Options(batch_size=4, latency_samples=3, gallery=2, failures=2)
+
+
+def test_words_accuracy_and_bad_input(fake: FakePredictor, words_dir: Path, tmp_path: Path) -> None:
+    report, art = evaluate_sets(fake, [str(words_dir)], opts=OPTS, predictions_dir=tmp_path / "pred")
+    s = report["sets"][0]
+    assert s["kind"] == "words" and s["used"] == 6
+    # right under the 36-char protocol: PARKING, Salutes, cap GIRO, 42 (door→dour and Fox→"" wrong)
+    head = s["model"]["modes"]["hr"]
+    assert s["model"]["headline_mode"] == "hr"
+    assert head["correct"] == 4 and head["accuracy"] == pytest.approx(400 / 6)
+    # case-sensitive: only "42" (capgiro vs cap GIRO differs in case)
+    assert head["accuracy_cs"] == pytest.approx(100 / 6)
+    # bad input: counted and listed by name, never fatal
+    assert s["unreadable"] == 2
+    errors = " ".join(x["where"] + " " + x["error"] for x in s["unreadable_samples"])
+    assert "corrupt.png" in errors and "missing.png" in errors
+    assert s["filtered"] == {"empty_label": 1, "too_long": 1}
+    assert [x["reason"] for x in s["skipped_lines"]] == ["malformed_line"]
+    assert s["total"] == 11
+    # speed fields measured
+    assert s["model"]["speed"]["latency_samples"] == 3 and s["model"]["speed"]["crops_per_s"] > 0
+    # batches respected (4 + 2) and per-length breakdown present
+    assert ("hr", 4) in fake.calls and ("hr", 2) in fake.calls
+    assert s["model"]["by_length"]["7"] == [3, 3]  # parking, salutes, capgiro
+    assert report["average"]["accuracy"] == pytest.approx(400 / 6)
+    assert len(art.gallery[s["name"]]) == 2 and len(art.failures[s["name"]]) == 2
+    assert (tmp_path / "pred" / "words.tsv").read_text().count("\n") == 7
+
+
+def test_labels_variant(fake: FakePredictor, words_dir: Path) -> None:
+    spec = parse_spec(f"{words_dir}:labels_cs.tsv")
+    assert spec.labels == "labels_cs.tsv" and spec.name == "words:labels_cs"
+    report, _ = evaluate_sets(fake, [f"{words_dir}:labels_cs.tsv"], opts=OPTS)
+    s = report["sets"][0]
+    assert s["name"] == "words:labels_cs" and s["labels_file"] == "labels_cs.tsv" and s["used"] == 6
+    # lower-cased labels: "parking" and "capgiro" (after dropping the space) now match case-sensitively
+    assert s["model"]["modes"]["hr"]["accuracy_cs"] == pytest.approx(300 / 6)
+
+
+def test_pairs_modes_and_image_quality(fake: FakePredictor, pairs_dir: Path) -> None:
+    report, art = evaluate_sets(fake, [str(pairs_dir)], opts=OPTS)
+    s = report["sets"][0]
+    assert s["kind"] == "pairs" and set(s["model"]["modes"]) == {"bicubic", "sr", "hr"}
+    assert s["model"]["headline_mode"] == "sr"
+    q = s["image_quality"]
+    # the fake SR is the stored LR resized to 32×128, which equals HR here; bicubic went through 16×64
+    assert q["sr"]["psnr"] == PSNR_CAP and q["sr"]["ssim"] == pytest.approx(1.0)
+    assert q["bicubic"]["psnr"] < 40 and q["bicubic"]["ssim"] < 0.99
+    assert set(art.gallery[s["name"]][0]["images"]) == {"LR (bicubic)", "SR", "HR"}
+
+
+def test_weighted_average_over_sets(fake: FakePredictor, words_dir: Path, pairs_dir: Path) -> None:
+    report, _ = evaluate_sets(fake, [str(words_dir), str(pairs_dir)], opts=OPTS)
+    assert report["average"]["n"] == 12
+    assert report["average"]["accuracy"] == pytest.approx(800 / 12)
+    assert report["average"]["modes"]["hr"]["sets"] == 2
+
+
+def test_peer_side_by_side(fake: FakePredictor, pairs_dir: Path) -> None:
+    peer = FakePredictor({color(0): "PARKING"}, name="peer")
+    peer.modes = ("lr", "hr")
+    report, _ = evaluate_sets(fake, [str(pairs_dir)], peers=[peer], opts=OPTS)
+    p = report["sets"][0]["peers"]["peer"]
+    assert p["headline_mode"] == "lr" and set(p["modes"]) == {"lr", "hr"}
+    assert p["modes"]["lr"]["correct"] == 1
+    assert report["peers_average"]["peer"]["accuracy"] == pytest.approx(100 / 6)
+
+
+def test_lmdb_sets(fake: FakePredictor, pairs_dir: Path, tmp_path: Path) -> None:
+    words = [Sample(label, image=(pairs_dir / "hr" / f"{i:09d}.png").read_bytes()) for i, (label, _) in enumerate(WORDS)]
+    words.append(Sample("BAD", image=b"garbage"))
+    write_lmdb(tmp_path / "w.lmdb", "words", words)
+    pairs = [Sample(label, hr=(pairs_dir / "hr" / f"{i:09d}.png").read_bytes(), lr=(pairs_dir / "lr" / f"{i:09d}.png").read_bytes())
+             for i, (label, _) in enumerate(WORDS)]
+    write_lmdb(tmp_path / "p.lmdb", "pairs", pairs)
+    report, _ = evaluate_sets(fake, [str(tmp_path / "w.lmdb"), str(tmp_path / "p.lmdb")], opts=OPTS)
+    w, p = report["sets"]
+    assert (w["kind"], p["kind"]) == ("words", "pairs")
+    assert w["unreadable"] == 1 and "index 7" in w["unreadable_samples"][0]["where"]
+    assert w["model"]["modes"]["hr"]["correct"] == 4 and p["model"]["modes"]["sr"]["correct"] == 4
+
+
+def test_bad_set_arguments(tmp_path: Path) -> None:
+    with pytest.raises(SetError, match=r"nope: no such file"):
+        load_set(str(tmp_path / "nope"))
+    (tmp_path / "empty_dir").mkdir()
+    with pytest.raises(SetError, match=r"empty_dir.*labels.tsv not found.*nor an LMDB"):
+        load_set(str(tmp_path / "empty_dir"))
+    (tmp_path / "file.bin").write_bytes(b"not an lmdb at all" * 100)
+    with pytest.raises(SetError, match=r"file.bin: not a readable LMDB"):
+        load_set(str(tmp_path / "file.bin"))
+    with pytest.raises(SetError, match=r"labels_xx.tsv not found"):
+        load_set(f"{tmp_path / 'empty_dir'}:labels_xx.tsv")
+    for err in ("nope", "empty_dir"):
+        try:
+            load_set(str(tmp_path / err))
+        except SetError as e:
+            assert "\n" not in str(e)
