@@ -89,3 +89,18 @@ def pairs_dir(tmp_path: Path) -> Path:
         lines.append(f"hr/{i:09d}.png\tlr/{i:09d}.png\t{label}")
     (root / "labels.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real (untrained) checkpoint of the tiny network."""
+    import torch
+
+    from lowres_ocr.network import build_model, save_checkpoint, tiny_config
+
+    torch.manual_seed(0)
+    config = tiny_config()
+    model = build_model(config)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint(path, model, config)
+    return path
