@@ -80,3 +80,12 @@ def test_synth_500_twice_byte_identical_and_lmdb_500(tmp_path):
     res = CliRunner().invoke(app, ["data", "build-lmdb", str(a), "--out", str(tmp_path / "l")])
     assert res.exit_code == 0, res.output
     assert len(LmdbReader(tmp_path / "l")) == 500
+
+
+def test_png_writer_is_lossless():
+    from lowres_ocr.data.synth import _png
+
+    for i in range(20):
+        _, hr, lr = make_pair(4, i)
+        for a in (hr, lr):
+            assert np.array_equal(np.asarray(Image.open(io.BytesIO(_png(a))).convert("RGB")), a)
