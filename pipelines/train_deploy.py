@@ -50,6 +50,16 @@ def _on_cluster(task: dsl.PipelineTask, image: Any, s3: bool = False, pvc: bool 
     return task
 
 
+def _serve(repo: dsl.PipelineTask, ev: dsl.PipelineTask, image: Any, deploy_target: Any, storage_uri: Any, namespace: Any,
+           gpus: Any, triton_image: Any) -> None:
+    """deploy_triton then smoke_test (never cached: a deployment is an action, not a result)."""
+    deployed = _on_cluster(deploy_triton(repo=repo.outputs["repo"], deploy_target=deploy_target, storage_uri=storage_uri,
+                                         namespace=namespace, gpus=gpus, triton_image=triton_image), image, s3=True, pvc=True)
+    deployed.set_caching_options(False)
+    smoke = _on_cluster(smoke_test(endpoint=deployed.outputs["endpoint"], predictions=ev.outputs["predictions"]), image)
+    smoke.set_caching_options(False)
+
+
 @dsl.pipeline(name=PIPELINE_NAME, description="Train, evaluate, export and serve the low-resolution text recognizer.")
 def train_deploy(
     dataset_revision: str = "",
@@ -83,22 +93,19 @@ def train_deploy(
     trained.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(gpus)
     ev = _on_cluster(evaluate(model=trained.outputs["model"], data=data.outputs["data"], min_accuracy=min_accuracy,
                               sets=eval_sets, limit=eval_limit, baseline_report=baseline_report), image)
-    with dsl.If(ev.outputs["passed"] == True, name="deploy-gate"):  # noqa: E712 (a pipeline condition, not Python)
+    with dsl.If(ev.outputs["Output"] == True, name="deploy-gate"):  # noqa: E712 (a pipeline condition, not Python)
         onnx = _on_cluster(export_onnx(model=trained.outputs["model"], data=data.outputs["data"]), image)
+        # Each branch serves its own repository: kfp.local (2.17) cannot run dsl.OneOf, so deploy + smoke test
+        # appear once per branch instead of once after a OneOf; only one branch runs.
         with dsl.If(gpus > 0, name="tensorrt-when-gpus"):
             plan = _on_cluster(convert_tensorrt(onnx_model=onnx.outputs["onnx_model"]), image, gpu=True)
             plan.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
             repo_trt = _on_cluster(build_triton_repo(onnx_model=onnx.outputs["onnx_model"], plan=plan.outputs["plan"],
                                                      deploy_target=deploy_target), image)
+            _serve(repo_trt, ev, image, deploy_target, storage_uri, namespace, gpus, triton_image)
         with dsl.Else(name="onnx-only"):
             repo_onnx = _on_cluster(build_triton_repo(onnx_model=onnx.outputs["onnx_model"], deploy_target=deploy_target), image)
-        repo = dsl.OneOf(repo_trt.outputs["repo"], repo_onnx.outputs["repo"])
-        deployed = _on_cluster(deploy_triton(repo=repo, deploy_target=deploy_target, storage_uri=storage_uri,
-                                             namespace=namespace, gpus=gpus, triton_image=triton_image),
-                               image, s3=True, pvc=True)
-        deployed.set_caching_options(False)  # a deployment is an action, never a cached result
-        smoke = _on_cluster(smoke_test(endpoint=deployed.outputs["endpoint"], predictions=ev.outputs["predictions"]), image)
-        smoke.set_caching_options(False)
+            _serve(repo_onnx, ev, image, deploy_target, storage_uri, namespace, gpus, triton_image)
     outputs = NamedTuple("Outputs", [("data", dsl.Dataset), ("lmdb", dsl.Dataset), ("model", dsl.Model), ("report", dsl.HTML),
                                      ("predictions", dsl.Dataset), ("metrics", dsl.Metrics)])
     return outputs(data.outputs["data"], lmdb.outputs["lmdb"], trained.outputs["model"], ev.outputs["report"],

@@ -1,5 +1,3 @@
-from typing import NamedTuple
-
 from kfp import dsl
 
 from components.image import PROJECT_IMAGE
@@ -18,10 +16,10 @@ def evaluate(
     baseline_report: str = "",
     smoke_set: str = "textzoom_easy",
     smoke_count: int = 100,
-) -> NamedTuple("Gate", [("passed", bool), ("accuracy", float)]):
-    """Benchmark evaluation (report.json/md/html) and the deploy gate; also the crops + predictions the smoke test replays."""
+) -> bool:
+    """Benchmark evaluation (report.json/md/html) and the deploy gate (returned: True = deploy); also the crops +
+    predictions the smoke test replays. One bool output: kfp.local 2.17 cannot resolve NamedTuple fields in dsl.If."""
     import shutil
-    from collections import namedtuple
     from pathlib import Path
 
     from lowres_ocr.pipeline_steps import evaluate as step
@@ -38,4 +36,4 @@ def evaluate(
     metrics.log_metric("gate_passed", 1.0 if info["passed"] else 0.0)
     predictions.metadata.update(info)
     print(info)
-    return namedtuple("Gate", ["passed", "accuracy"])(bool(info["passed"]), float(info["accuracy"]))
+    return bool(info["passed"])
