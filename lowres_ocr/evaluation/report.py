@@ -13,6 +13,7 @@ from typing import Any
 
 from PIL import Image
 
+from lowres_ocr.charset import normalize_36
 from lowres_ocr.evaluation.runner import Artifacts
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
@@ -112,7 +113,7 @@ def _svg_bars(title: str, groups: list[str], series: dict[str, list[float | None
             v = values[g]
             if v is None:
                 continue
-            h = height * min(v, ymax) / ymax
+            h = max(1.5, height * min(v, ymax) / ymax)  # a sliver keeps 0% visible
             x = x0 + k * bar_w
             parts.append(f'<rect x="{x:.1f}" y="{top + height - h:.1f}" width="{bar_w - 2:.1f}" height="{h:.1f}" '
                          f'fill="{PALETTE[k % len(PALETTE)]}"><title>{html.escape(sname)} {html.escape(name)}: {v:.1f}</title></rect>')
@@ -173,7 +174,8 @@ def _cards(rows: list[dict[str, Any]]) -> str:
                        for k, im in r["images"].items())
         preds = "".join(f'<li class="{"ok" if r["correct"].get(m) else "bad"}">{html.escape(m)}: <code>{html.escape(t)}</code></li>'
                         for m, t in r["predictions"].items())
-        preds += "".join(f'<li>{html.escape(n)}: <code>{html.escape(t)}</code></li>' for n, t in r["peers"].items())
+        preds += "".join(f'<li class="{"ok" if normalize_36(t) == normalize_36(r["label"]) else "bad"}">{html.escape(n)}: '
+                         f'<code>{html.escape(t)}</code></li>' for n, t in r["peers"].items())
         out.append(f'<div class="card"><div class="imgs">{imgs}</div><div>label <code>{html.escape(r["label"])}</code> '
                    f'<small>{html.escape(r["where"])} · conf {r["confidence"]:.2f}</small><ul>{preds}</ul></div></div>')
     return "".join(out)
