@@ -5,7 +5,7 @@ same 32x128 PNGs from memory with PIL (the work a build cannot avoid: every imag
 corrupt files). Wall time and process CPU time are both reported; on a machine shared with other jobs the
 CPU-time rate is the per-core figure.
 
-    .venv/bin/python benchmarks/bench_data.py [--build-images 5000] [--synth-pairs 3000]
+    .venv/bin/python benchmarks/bench_data.py [--rounds 5] [--build-images 1000] [--synth-pairs 600]
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ from PIL import Image
 
 from lowres_ocr.data.build import build_lmdb
 from lowres_ocr.data.lmdb_io import LmdbReader
-from lowres_ocr.data.synth import synthesize
+from lowres_ocr.data.synth import _png, make_pair, synthesize
 
 
 def _timed(fn) -> tuple[float, float]:
@@ -37,44 +38,66 @@ def _decode_all(blobs: list[bytes]) -> None:
             im.load()
 
 
+def _rounds(label: str, unit: str, rounds: int, baseline, work, per_round: int, base_n: int, target: str) -> None:
+    """Alternate baseline and work ``rounds`` times (the load of a shared machine drifts); print medians."""
+    rates, cpu_rates, ratios, cpu_ratios = [], [], [], []
+    for r in range(rounds):
+        bw, bc = _timed(baseline)
+        ww, wc = _timed(lambda: work(r))
+        rates.append(per_round / ww)
+        cpu_rates.append(per_round / wc)
+        ratios.append((per_round / ww) / (base_n / bw))
+        cpu_ratios.append((per_round / wc) / (base_n / bc))
+    med = statistics.median
+    print(f"{label}: {med(rates):7.0f} {unit}/s wall, {med(cpu_rates):7.0f} {unit}/CPU-s; ratio to the decode baseline "
+          f"{med(ratios):.3f} wall, {med(cpu_ratios):.3f} CPU (median of {rounds} alternating rounds, wall ratios "
+          f"{min(ratios):.3f}-{max(ratios):.3f}); target {target}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--build-images", type=int, default=5000)
-    ap.add_argument("--synth-pairs", type=int, default=3000)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--build-images", type=int, default=1000, help="images per build round")
+    ap.add_argument("--synth-pairs", type=int, default=600, help="pairs per synthesis round")
     args = ap.parse_args()
     cv2.setNumThreads(1)
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} (other jobs share the cores)")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        # a folder of N distinct 32x128 PNG word crops (rendered by the synthesizer, written by it)
-        synthesize(tmp / "src", args.build_images, seed=123)
+        # N distinct 32x128 PNG word crops, as the synthesizer writes them
+        n = args.build_images
+        synthesize(tmp / "src", n, seed=123)
         blobs = [p.read_bytes() for p in sorted((tmp / "src" / "hr").glob("*.png"))]
-        n = len(blobs)
         _decode_all(blobs[:200])  # warm up
         dec_wall, dec_cpu = _timed(lambda: _decode_all(blobs))
-        base_wall, base_cpu = n / dec_wall, n / dec_cpu
-        print(f"baseline  PIL decode of {n} 32x128 PNGs from memory: {base_wall:8.0f} images/s wall, "
-              f"{base_cpu:8.0f} images/CPU-s")
+        print(f"baseline: PIL decode of {n} 32x128 PNGs from memory, {n / dec_wall:.0f} images/s wall, "
+              f"{n / dec_cpu:.0f} images/CPU-s (first round)")
 
         words = tmp / "words"
         (words / "hr").mkdir(parents=True)
-        lines = []
         for i, b in enumerate(blobs):
             (words / "hr" / f"{i}.png").write_bytes(b)
-            lines.append(f"hr/{i}.png\tw{i}\n")
-        (words / "labels.tsv").write_text("".join(lines), encoding="utf-8")
-        rep: list = []
-        b_wall, b_cpu = _timed(lambda: rep.append(build_lmdb([words], tmp / "lmdb")))
-        assert rep[0].kept == n == len(LmdbReader(tmp / "lmdb"))
-        print(f"build-lmdb  {n} PNGs from a folder -> ASTER LMDB: {n / b_wall:8.0f} images/s wall "
-              f"({n / b_wall / base_wall:.2f} x baseline), {n / b_cpu:8.0f} images/CPU-s ({n / b_cpu / base_cpu:.2f} x); "
-              f"target >= 3000 images/s")
+        (words / "labels.tsv").write_text("".join(f"hr/{i}.png\tw{i}\n" for i in range(n)), encoding="utf-8")
 
+        def build(r: int) -> None:
+            report = build_lmdb([words], tmp / f"lmdb{r}")
+            assert report.kept == n == len(LmdbReader(tmp / f"lmdb{r}"))
+
+        _rounds(f"build-lmdb ({n} PNGs folder -> ASTER LMDB, 1 process)", "images", args.rounds,
+                lambda: _decode_all(blobs), build, n, n, ">= 3000 images/s")
+        synthesize(tmp / "warm", 2000, seed=99)  # fills the glyph cache, as any long run does
         m = args.synth_pairs
-        s_wall, s_cpu = _timed(lambda: synthesize(tmp / "synth", m, seed=7))
-        print(f"synth       {m} HR+LR pairs (render, express degrade, 2 PNG writes), 1 process: "
-              f"{m / s_wall:8.0f} pairs/s wall ({m / s_wall / base_wall:.3f} x baseline), "
-              f"{m / s_cpu:8.0f} pairs/CPU-s ({m / s_cpu / base_cpu:.3f} x); target >= 1000 pairs/s per core")
+        _rounds(f"synth ({m} HR+LR pairs: render, express degrade, 2 PNG files; 1 process)", "pairs", args.rounds,
+                lambda: _decode_all(blobs), lambda r: synthesize(tmp / f"synth{r}", m, seed=7 + r), m, n,
+                ">= 1000 pairs/s per core")
+
+        def in_memory(r: int) -> None:  # the same work without the file system: render, degrade, encode
+            for i in range(m):
+                _, hr, lr = make_pair(1000 + r, i)
+                _png(hr), _png(lr)
+
+        _rounds(f"synth in memory ({m} pairs, no files written; 1 process)", "pairs", args.rounds,
+                lambda: _decode_all(blobs), in_memory, m, n, ">= 1000 pairs/s per core")
 
 
 if __name__ == "__main__":
