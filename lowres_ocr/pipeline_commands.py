@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import sys
 import time
@@ -53,6 +54,19 @@ def compile_command(output: Path = typer.Option(Path("train_deploy.yaml"), "--ou
     typer.echo(f"wrote {path} ({path.stat().st_size} bytes) in {time.perf_counter() - t0:.1f} s")
 
 
+class _CacheHits(logging.Handler):
+    """Collects kfp.local's "Task X cache hit" records (logged at INFO on the root logger, hidden by default)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.tasks: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        if "cache hit" in msg:
+            self.tasks.append(msg.split()[1])
+
+
 def _local_arguments(preset: str, steps: int, nproc: int, min_accuracy: float, eval_limit: int, init_from: str) -> dict[str, Any]:
     return {"preset": preset, "train_steps": steps, "nproc_per_node": nproc, "nnodes": 1, "launcher": "local", "gpus": 0,
             "min_accuracy": min_accuracy, "eval_limit": eval_limit, "init_from": init_from, "deploy_target": "local"}
@@ -93,6 +107,11 @@ def run_local(
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root / pipeline_root),
                enable_caching=cache, raise_on_error=True)
     pipeline = load_pipeline(root)
+    hits = _CacheHits()
+    root_logger = logging.getLogger()
+    root_logger.addHandler(hits)
+    if root_logger.level > logging.INFO or root_logger.level == logging.NOTSET:
+        root_logger.setLevel(logging.INFO)
     t0 = time.perf_counter()
     args = _local_arguments(preset, steps, nproc, min_accuracy, eval_limit, init_from)
     try:
@@ -104,7 +123,8 @@ def run_local(
     wall = time.perf_counter() - t0
     outs = result.outputs
     metrics = outs["metrics"].metadata
-    typer.echo(f"\npipeline finished in {wall:.0f} s (kfp.local, cache {'on' if cache else 'off'})")
+    typer.echo(f"\npipeline finished in {wall:.0f} s (kfp.local, cache {'on' if cache else 'off'}); "
+               f"reused from the cache: {', '.join(hits.tasks) if hits.tasks else 'nothing'}")
     for name in ("data", "lmdb", "model", "report", "predictions"):
         typer.echo(f"  {name:<12} {outs[name].path}")
     typer.echo(f"  {'report.json':<12} {outs['predictions'].path}/report/report.json")

@@ -21,6 +21,7 @@ def train(
 ):
     """torchrun here (launcher ``local``) or a PyTorchJob / TrainJob on the cluster; writes ``model.pt``."""
     import hashlib
+    import json
     from pathlib import Path
 
     from lowres_ocr import pipeline_steps
@@ -37,3 +38,5 @@ def train(
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             metrics.log_metric(key.replace("/", "_"), float(value))
     print(info)
+    # the Metrics artifact as a file too: kfp.local's cache treats an artifact without a file as missing
+    Path(metrics.path).write_text(json.dumps(metrics.metadata))
