@@ -1,0 +1,54 @@
+"""Peers on real crops: they read text (recognition only), and a missing one is reported, not fatal."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from lowres_ocr.evaluation.runner import Options, evaluate_sets
+from lowres_ocr.peers import PeerUnavailable, RapidOcrPeer, TesseractPeer, load_peer
+
+from .conftest import FakePredictor
+
+OPTS = Options(batch_size=16, latency_samples=0, limit=40)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("rapidocr") is None, reason="rapidocr not installed")
+def test_rapidocr_reads_real_crops(real_words_dir: Path) -> None:
+    report, _ = evaluate_sets(FakePredictor({}), [str(real_words_dir)], peers=[RapidOcrPeer()], opts=OPTS)
+    acc = report["sets"][0]["peers"]["rapidocr"]["modes"]["hr"]["accuracy"]
+    # the first 40 fixture crops are TextZoom-easy LR crops (rapidocr: 83.5% on the whole easy set, 36-char)
+    assert acc > 50.0, acc
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pytesseract") is None, reason="pytesseract not installed")
+def test_tesseract_reads_real_crops(real_words_dir: Path) -> None:
+    try:
+        peer = TesseractPeer()
+    except PeerUnavailable as err:
+        pytest.skip(str(err))
+    report, _ = evaluate_sets(FakePredictor({}), [str(real_words_dir)], peers=[peer],
+                              opts=Options(batch_size=16, latency_samples=0, limit=20))
+    assert report["sets"][0]["peers"]["tesseract"]["modes"]["hr"]["accuracy"] > 20.0
+
+
+def test_missing_peers_and_unknown_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("rapidocr", "pytesseract") else real(name, *a))
+    with pytest.raises(PeerUnavailable, match="rapidocr is not installed"):
+        load_peer("rapidocr")
+    with pytest.raises(PeerUnavailable, match="pytesseract is not installed"):
+        load_peer("tesseract")
+    with pytest.raises(ValueError, match="unknown peer 'easyocr'"):
+        load_peer("easyocr")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pytesseract") is None, reason="pytesseract not installed")
+def test_tesseract_binary_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pytesseract
+
+    monkeypatch.setattr(pytesseract.pytesseract, "tesseract_cmd", "/nonexistent/tesseract")
+    with pytest.raises(PeerUnavailable, match="tesseract binary is not installed"):
+        TesseractPeer()
