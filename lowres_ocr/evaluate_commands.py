@@ -11,7 +11,7 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import click
 import typer
@@ -55,42 +55,6 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _model(weights: Optional[Path], triton_url: Optional[str], protocol: str, device: str, beam_width: int) -> Any:
-    from lowres_ocr.evaluation.predictors import OnnxPredictor, TorchPredictor, TritonPredictor
-
-    if (weights is None) == (triton_url is None):
-        _fail("give exactly one of --weights (a .pt checkpoint or an .onnx file) and --triton-url")
-    if triton_url:
-        return TritonPredictor(triton_url, protocol)
-    assert weights is not None
-    if weights.suffix == ".onnx":
-        return OnnxPredictor(weights)
-    return TorchPredictor(weights, _device(device), beam_width)
-
-
-def _peers(names: list[str]) -> tuple[list[Any], dict[str, str]]:
-    from lowres_ocr.peers import PeerUnavailable, load_peer
-
-    loaded, skipped = [], {}
-    for name in [n.strip() for item in names for n in item.split(",") if n.strip()]:
-        try:
-            loaded.append(load_peer(name))
-        except PeerUnavailable as err:
-            skipped[name] = str(err)
-            typer.echo(f"peer {name} skipped: {err}", err=True)
-        except ValueError as err:
-            _fail(str(err))
-    return loaded, skipped
-
-
 @app.command("run")
 def run(
     data: list[str] = typer.Option(..., "--data", help="SET [SET...]: LMDB or dataset folder; PATH:labels_cs.tsv picks another labels file."),
@@ -111,22 +75,28 @@ def run(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
     from rich.table import Table
 
+    from lowres_ocr.evaluate import load_peers, load_predictor
     from lowres_ocr.evaluation.report import summary_rows, write_reports
     from lowres_ocr.evaluation.runner import Options, evaluate_sets
     from lowres_ocr.evaluation.sets import SetError, load_set
 
-    if protocol not in ("http", "grpc"):
-        _fail(f"--protocol must be http or grpc, got {protocol!r}")
     try:
         for spec in data:  # fail fast, before loading the model, on a missing or malformed SET
             load_set(spec)
     except SetError as err:
         _fail(str(err))
     try:
-        model = _model(weights, triton_url, protocol, device, beam_width)
-    except (FileNotFoundError, ConnectionError, ValueError, RuntimeError, KeyError) as err:
+        model = load_predictor(weights, triton_url, protocol, device, beam_width)
+    except ValueError as err:  # bad combination of options
+        _fail(str(err))
+    except (FileNotFoundError, ConnectionError, RuntimeError, KeyError) as err:
         _fail(f"cannot load the model: {err}")
-    peer_list, skipped = _peers(peers)
+    try:
+        peer_list, skipped = load_peers(peers)
+    except ValueError as err:
+        _fail(str(err))
+    for name, why in skipped.items():
+        typer.echo(f"peer {name} skipped: {why}", err=True)
     opts = Options(batch_size=batch_size, latency_samples=latency_samples, gallery=gallery, failures=gallery, limit=limit)
     console = Console(stderr=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

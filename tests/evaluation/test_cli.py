@@ -92,3 +92,17 @@ def test_onnx_predictor_matches_checkpoint(tiny_checkpoint: Path, real_words_dir
     # the exported graph holds the deployed path only: word crops are measured through SR
     report, _ = evaluate_sets(onnx, [str(real_words_dir)], opts=Options(batch_size=16, latency_samples=2, limit=24))
     assert report["sets"][0]["model"]["headline_mode"] == "sr" and report["sets"][0]["used"] > 0
+
+
+def test_python_entry_point_for_the_component(tiny_checkpoint: Path, pairs_dir: Path, tmp_path: Path) -> None:
+    from lowres_ocr.evaluate import Options, gate, kfp_metrics, run_evaluation
+
+    report, paths = run_evaluation(tiny_checkpoint, [str(pairs_dir)], tmp_path / "o", device="cpu",
+                                   options=Options(batch_size=4, latency_samples=1), command="component")
+    assert set(paths) == {"json", "md", "html"} and all(p.is_file() for p in paths.values())
+    metrics = kfp_metrics(report)
+    assert {"average_accuracy", "pairs_sr_accuracy", "pairs_bicubic_accuracy", "pairs_hr_accuracy", "pairs_sr_ssim"} <= set(metrics)
+    assert json.loads(paths["json"].read_text())["command"] == "component"
+    assert gate(report, min_accuracy=0.0).passed and not gate(report, min_accuracy=100.1).passed
+    with pytest.raises(ValueError, match="exactly one of"):
+        run_evaluation(None, [str(pairs_dir)], tmp_path / "x")
