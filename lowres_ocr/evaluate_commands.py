@@ -69,6 +69,7 @@ def run(
     limit: int = typer.Option(0, "--limit", min=0, help="Only the first N samples of each set (0 = all)."),
     gallery: int = typer.Option(8, "--gallery", min=0, help="Crops per set in the HTML gallery."),
     beam_width: int = typer.Option(0, "--beam-width", min=0, help="Beam search width (checkpoints; 0 = greedy)."),
+    modes: str = typer.Option("", "--modes", help="Only these modes where a predictor has them, e.g. sr,lr (default: all)."),
 ) -> None:
     """Evaluate a model on every SET (with peers side by side) and write the reports."""
     from rich.console import Console
@@ -97,7 +98,12 @@ def run(
         _fail(str(err))
     for name, why in skipped.items():
         typer.echo(f"peer {name} skipped: {why}", err=True)
-    opts = Options(batch_size=batch_size, latency_samples=latency_samples, gallery=gallery, failures=gallery, limit=limit)
+    known = {"sr", "bicubic", "hr", "lr"}
+    only = tuple(m.strip() for m in modes.split(",") if m.strip())
+    if set(only) - known:
+        _fail(f"--modes: unknown mode(s) {', '.join(sorted(set(only) - known))} (known: {', '.join(sorted(known))})")
+    opts = Options(batch_size=batch_size, latency_samples=latency_samples, gallery=gallery, failures=gallery, limit=limit,
+                   modes=only)
     console = Console(stderr=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=console, transient=False) as bar:

@@ -37,6 +37,7 @@ class Options:
     gallery: int = 8  # crops per set shown in the HTML gallery
     failures: int = 8  # worst failures per set kept for the HTML
     limit: int = 0  # first N samples of each set only (0 = all)
+    modes: tuple[str, ...] = ()  # run only these modes where a predictor has them (empty = all)
 
 
 @dataclass
@@ -135,20 +136,29 @@ def _by_length(scores: list[Score]) -> dict[str, list[int]]:
     return dict(sorted(out.items(), key=lambda kv: int(kv[0])))
 
 
-def modes_for(p: Predictor, kind: str) -> tuple[list[str], str]:
-    """(modes to run, headline mode) of a predictor on a set of ``kind``."""
+def modes_for(p: Predictor, kind: str, only: tuple[str, ...] = ()) -> tuple[list[str], str]:
+    """(modes to run, headline mode) of a predictor on a set of ``kind``.
+
+    ``only`` keeps the listed modes where the predictor has them; a predictor left with none of them
+    runs its headline mode alone.
+    """
     if kind == "pairs":
         wanted = [m for m in (*PAIR_MODES, *PEER_PAIR_MODES) if m in p.modes]
         headline = next(m for m in ("sr", "lr", "bicubic", "hr") if m in wanted)
     else:
         wanted = ["hr"] if "hr" in p.modes else [p.modes[0]]
         headline = wanted[0]
+    if only:
+        kept = [m for m in wanted if m in only]
+        wanted = kept or [headline]
+        if headline not in wanted:
+            headline = wanted[0]
     return wanted, headline
 
 
 def evaluate_predictor(p: Predictor, samples: list[UsableSample], kind: str, opts: Options, progress: Progress | None,
                        set_name: str) -> tuple[dict[str, Any], dict[str, list[Decoded]], dict[str, list[Score]]]:
-    modes, headline = modes_for(p, kind)
+    modes, headline = modes_for(p, kind, opts.modes)
     result: dict[str, Any] = {"headline_mode": headline, "modes": {}}
     preds_by_mode: dict[str, list[Decoded]] = {}
     scores_by_mode: dict[str, list[Score]] = {}
@@ -231,7 +241,7 @@ def evaluate_sets(model: Predictor, specs: list[str], peers: list[Predictor] | N
     work = 0
     for ev, used, _ in prepared:
         for p in [model, *peers]:
-            work += len(used) * len(modes_for(p, ev.kind)[0])
+            work += len(used) * len(modes_for(p, ev.kind, opts.modes)[0])
     progress = progress_factory(work) if progress_factory else None
     artifacts = Artifacts()
     sets_out: list[dict[str, Any]] = []
@@ -297,7 +307,8 @@ def summarize(model: Predictor, peers: list[Predictor], sets_out: list[dict[str,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "model": {"name": model.name, "source": getattr(model, "source", ""), "device": getattr(model, "device", ""),
                   "modes": list(model.modes)},
-        "options": {"batch_size": opts.batch_size, "latency_samples": opts.latency_samples, "limit": opts.limit},
+        "options": {"batch_size": opts.batch_size, "latency_samples": opts.latency_samples, "limit": opts.limit,
+                    "modes": list(opts.modes)},
         "protocol": {
             "accuracy": "exact match after normalize_36 (fold accents, lower-case, keep [0-9a-z]) on both sides",
             "accuracy_cs": "exact match after fold_to_ascii (case and punctuation kept, spaces dropped)",

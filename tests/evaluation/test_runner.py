@@ -112,3 +112,15 @@ def test_bad_set_arguments(tmp_path: Path) -> None:
             load_set(str(tmp_path / err))
         except SetError as e:
             assert "\n" not in str(e)
+
+
+def test_modes_filter(fake: FakePredictor, words_dir: Path, pairs_dir: Path) -> None:
+    peer = FakePredictor({}, name="peer")
+    peer.modes = ("lr", "hr")
+    opts = Options(batch_size=4, latency_samples=0, modes=("sr", "lr"))
+    report, _ = evaluate_sets(fake, [str(words_dir), str(pairs_dir)], peers=[peer], opts=opts)
+    words, pairs = report["sets"]
+    assert list(pairs["model"]["modes"]) == ["sr"] and list(pairs["peers"]["peer"]["modes"]) == ["lr"]
+    # word sets have no sr/lr run for these predictors: each keeps its headline mode
+    assert list(words["model"]["modes"]) == ["hr"] and words["model"]["headline_mode"] == "hr"
+    assert report["options"]["modes"] == ["sr", "lr"]
