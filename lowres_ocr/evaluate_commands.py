@@ -71,7 +71,7 @@ def run(
     beam_width: int = typer.Option(0, "--beam-width", min=0, help="Beam search width (checkpoints; 0 = greedy)."),
     modes: str = typer.Option("", "--modes", help="Only these modes where a predictor has them, e.g. sr,lr (default: all)."),
 ) -> None:
-    """Evaluate a model on every SET (with peers side by side) and write the reports."""
+    """Evaluate a model on every SET, peers side by side; the default command (evaluate --weights W --data A B --out D)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
     from rich.table import Table
