@@ -167,7 +167,7 @@ def evaluate_predictor(p: Predictor, samples: list[UsableSample], kind: str, opt
         preds, elapsed = _run_mode(p, images, mode, opts, progress, f"{set_name} · {p.name} · {mode}")
         scores = [score(s.label, d.text) for s, d in zip(samples, preds)]
         t = tally(scores)
-        result["modes"][mode] = {**t.summary(), "correct": t.correct, "crops_per_s": len(images) / elapsed if elapsed > 0 else 0.0}
+        result["modes"][mode] = {**t.summary(), "correct": t.correct, "correct_cs": t.correct_cs, "crops_per_s": len(images) / elapsed if elapsed > 0 else 0.0}
         preds_by_mode[mode], scores_by_mode[mode] = preds, scores
     head_images = _inputs(samples, headline)
     result["speed"] = {"mode": headline, "batch_size": opts.batch_size,
@@ -286,7 +286,8 @@ def _write_predictions(path: Path, samples: list[UsableSample], preds: dict[str,
 
 def _tally_of(cell: dict[str, Any]) -> Tally:
     n = int(cell["n"])
-    return Tally(n, int(cell["correct"]), round(cell["accuracy_cs"] * n / 100.0), cell["one_minus_ned"] * n / 100.0)
+    correct_cs = cell.get("correct_cs", round(cell["accuracy_cs"] * n / 100.0))
+    return Tally(n, int(cell["correct"]), int(correct_cs), cell["one_minus_ned"] * n / 100.0)
 
 
 def _average(results: list[dict[str, Any] | None]) -> dict[str, Any]:
