@@ -154,5 +154,5 @@ def gate_command(
     if result.passed:
         typer.echo(f"gate passed: {result.summary}")
         return
-    typer.echo(f"gate failed: {'; '.join(result.reasons)} ({result.summary})", err=True)
+    typer.echo(f"gate failed: {'; '.join(result.reasons)} [{result.summary}]", err=True)
     raise typer.Exit(1)
