@@ -22,6 +22,11 @@ import yaml
 SERVING_STATE_ENV = "LOWRES_OCR_SERVING_STATE"
 
 
+def workspace() -> str:
+    """Where the workspace PVC is mounted in the step's pod (and in the training / Triton pods)."""
+    return os.environ.get("LOWRES_OCR_WORKSPACE", "/workspace")
+
+
 def project_root() -> Path:
     """The checkout (or the image's /app): ``LOWRES_OCR_ROOT``, else the nearest folder above cwd with ``.dvc/``."""
     env = os.environ.get("LOWRES_OCR_ROOT")
@@ -93,6 +98,8 @@ def training_config(preset: str, lmdb: Path, steps: int, init_from: str, output_
     for entry in entries:
         name = Path(entry["path"]).name
         if not (lmdb / name).is_dir():
+            if Path(entry["path"]).is_absolute() and Path(entry["path"]).exists():
+                continue  # a preset that reads its own data (e.g. gpu: LMDBs prepared on the PVC)
             raise FileNotFoundError(f"preset {preset!r} trains on {entry['path']}, but {lmdb / name} was not built")
         entry["path"] = str((lmdb / name).resolve())
     if steps > 0:
@@ -142,7 +149,7 @@ def train_cluster(lmdb: Path, out: Path, launcher: str, preset: str, nnodes: int
     """Stage the LMDBs on the workspace PVC (mounted in this step), run a PyTorchJob/TrainJob, copy the checkpoint back."""
     from lowres_ocr.cluster import api, objects, training
 
-    placement = objects.Placement(namespace=namespace)
+    placement = objects.Placement(namespace=namespace, mount_path=workspace())
     if gpus > 0:
         placement.node_selector = {"nvidia.com/gpu.present": "true"}
         placement.tolerations = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
@@ -230,6 +237,11 @@ def stop_local(info: dict[str, Any], timeout: float = 30) -> bool:
         return False
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        try:  # reap it when it is our own child (a server started in this process)
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                break
+        except ChildProcessError:
+            pass
         try:
             os.killpg(pid, 0)
         except ProcessLookupError:
@@ -242,7 +254,7 @@ def stop_local(info: dict[str, Any], timeout: float = 30) -> bool:
     return True
 
 
-def upload_repository(repo: Path, storage_uri: str, mount_path: str = "/workspace") -> str:
+def upload_repository(repo: Path, storage_uri: str, mount_path: str) -> str:
     """Put the model repository where the server reads it: ``s3://bucket/prefix`` (boto3, credentials from the
     environment / the S3 Secret) or ``pvc://subdir`` (copied under the workspace PVC mounted at ``mount_path``)."""
     files = [p for p in sorted(repo.rglob("*")) if p.is_file()]
@@ -266,7 +278,7 @@ def deploy_cluster(target: str, repo: Path, storage_uri: str, namespace: str, gp
     from lowres_ocr.cluster import api, objects, triton
 
     t = objects.TritonDeployment(image=image, gpus=gpus, model_repository=storage_uri,
-                                 placement=objects.Placement(namespace=namespace))
+                                 placement=objects.Placement(namespace=namespace, mount_path=workspace()))
     upload_repository(repo, storage_uri, t.placement.mount_path)
     ep = triton.deploy(api.connect(), target, t, storage_uri)
     return {"target": target, "http_url": ep.http_url, "grpc_url": ep.grpc_url, "actions": ep.actions}

@@ -37,10 +37,13 @@ def connect(host: str | None = None, token: str | None = None) -> Clients:
             cfg.api_key = {"authorization": f"Bearer {token}"}
         api = client.ApiClient(cfg)
     else:
+        import os
+
         try:
             config.load_incluster_config()
         except config.ConfigException:
-            config.load_kube_config()
+            # KUBECONFIG read now, not at import time of kubernetes.config (which caches its default)
+            config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None)
         api = client.ApiClient()
     return Clients(api, client.CustomObjectsApi(api), client.CoreV1Api(api), client.AppsV1Api(api))
 

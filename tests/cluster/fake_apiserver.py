@@ -38,6 +38,8 @@ class State:
     deployment_ready_after: int = 1  # GETs of a deployment before it reports ready
     reads: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # called with each created object (plays the operator/controller, e.g. writes a checkpoint to a shared dir)
+    on_create: Any = None
 
 
 def _split(path: str) -> tuple[str, str | None]:
@@ -98,6 +100,8 @@ class Handler(BaseHTTPRequestHandler):
             obj = json.loads(json.dumps(req.body))
             obj["metadata"].update(uid=f"uid-{len(self.state.objects)}", generation=1, resourceVersion="1")
             self.state.objects[key] = obj
+        if self.state.on_create is not None:
+            self.state.on_create(obj)
         self._send(201, obj)
 
     def do_PATCH(self) -> None:  # noqa: N802
