@@ -67,9 +67,11 @@ class _CacheHits(logging.Handler):
             self.tasks.append(msg.split()[1])
 
 
-def _local_arguments(preset: str, steps: int, nproc: int, min_accuracy: float, eval_limit: int, init_from: str) -> dict[str, Any]:
+def _local_arguments(preset: str, steps: int, nproc: int, min_accuracy: float, eval_limit: int, eval_modes: str,
+                     init_from: str) -> dict[str, Any]:
     return {"preset": preset, "train_steps": steps, "nproc_per_node": nproc, "nnodes": 1, "launcher": "local", "gpus": 0,
-            "min_accuracy": min_accuracy, "eval_limit": eval_limit, "init_from": init_from, "deploy_target": "local"}
+            "min_accuracy": min_accuracy, "eval_limit": eval_limit, "eval_modes": eval_modes, "init_from": init_from,
+            "deploy_target": "local"}
 
 
 @app.command("run-local")
@@ -80,6 +82,7 @@ def run_local(
     init_from: Optional[str] = typer.Option(None, help="checkpoint to fine-tune (default: the shipped model/lowres_ocr.pt)"),
     min_accuracy: float = typer.Option(30.0, help="deploy gate: weighted average word accuracy (%) on the eval sets"),
     eval_limit: int = typer.Option(200, help="first N samples of each evaluation set (0 = all)"),
+    eval_modes: str = typer.Option("sr", help="evaluation modes (sr: the served path; pairs also run hr/bicubic with \"\")"),
     pipeline_root: Path = typer.Option(Path("local_outputs"), help="where kfp.local writes artifacts (and its cache)"),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="reuse outputs of unchanged steps from earlier runs"),
     keep_serving: bool = typer.Option(False, "--keep-serving", help="leave tritonserver running after the run"),
@@ -113,7 +116,7 @@ def run_local(
     if root_logger.level > logging.INFO or root_logger.level == logging.NOTSET:
         root_logger.setLevel(logging.INFO)
     t0 = time.perf_counter()
-    args = _local_arguments(preset, steps, nproc, min_accuracy, eval_limit, init_from)
+    args = _local_arguments(preset, steps, nproc, min_accuracy, eval_limit, eval_modes, init_from)
     try:
         result = pipeline(**args)
     except BaseException:

@@ -311,11 +311,13 @@ def smoke_expectations(set_dir: Path, predictions_tsv: Path, crops_out: Path, co
 
 
 def evaluate(checkpoint: Path, data: Path, sets: list[str], out: Path, min_accuracy: float, baseline: str = "",
-             limit: int = 0, smoke_set: str = "", smoke_count: int = 100, predictions_out: Path | None = None) -> dict[str, Any]:
+             limit: int = 0, smoke_set: str = "", smoke_count: int = 100, predictions_out: Path | None = None,
+             modes: str = "") -> dict[str, Any]:
     """``lowres-ocr evaluate run`` on the sets, then ``lowres-ocr evaluate gate``; returns the verdict and accuracy."""
     cli = [sys.executable, "-m", "lowres_ocr.cli", "evaluate"]
     run = cli + ["run", "--data", *[str(data / s) for s in sets], "--weights", str(checkpoint), "--out", str(out),
-                 "--latency-samples", "0", "--device", "auto"] + (["--limit", str(limit)] if limit else [])
+                 "--latency-samples", "0", "--device", "auto"] + (["--limit", str(limit)] if limit else []) \
+        + (["--modes", modes] if modes else [])
     subprocess.run(run, check=True)
     gate = cli + ["gate", "--report", str(out / "report.json"), "--min-accuracy", str(min_accuracy)]
     if baseline:

@@ -74,6 +74,7 @@ def train_deploy(
     baseline_report: str = "",
     eval_sets: str = EVAL_SETS,
     eval_limit: int = 0,
+    eval_modes: str = "",
     deploy_target: str = "local",
     storage_uri: str = "s3://lowres-ocr/triton",
     namespace: str = "lowres-ocr",
@@ -92,7 +93,8 @@ def train_deploy(
     kubernetes.add_toleration(trained, **GPU_TOLERATION)
     trained.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(gpus)
     ev = _on_cluster(evaluate(model=trained.outputs["model"], data=data.outputs["data"], min_accuracy=min_accuracy,
-                              sets=eval_sets, limit=eval_limit, baseline_report=baseline_report), image)
+                              sets=eval_sets, limit=eval_limit, modes=eval_modes,
+                              baseline_report=baseline_report), image)
     with dsl.If(ev.outputs["Output"] == True, name="deploy-gate"):  # noqa: E712 (a pipeline condition, not Python)
         onnx = _on_cluster(export_onnx(model=trained.outputs["model"], data=data.outputs["data"]), image)
         # Each branch serves its own repository: kfp.local (2.17) cannot run dsl.OneOf, so deploy + smoke test

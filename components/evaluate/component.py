@@ -16,6 +16,7 @@ def evaluate(
     baseline_report: str = "",
     smoke_set: str = "textzoom_easy",
     smoke_count: int = 100,
+    modes: str = "",
 ) -> bool:
     """Benchmark evaluation (report.json/md/html) and the deploy gate (returned: True = deploy); also the crops +
     predictions the smoke test replays. One bool output: kfp.local 2.17 cannot resolve NamedTuple fields in dsl.If."""
@@ -29,7 +30,7 @@ def evaluate(
     pred = Path(predictions.path)
     pred.mkdir(parents=True, exist_ok=True)
     info = step(Path(model.path) / "model.pt", Path(data.path), [s.strip() for s in sets.split(",") if s.strip()], out,
-                min_accuracy, baseline_report, limit, smoke_set, smoke_count, pred)
+                min_accuracy, baseline_report, limit, smoke_set, smoke_count, pred, modes)
     shutil.copyfile(out / "report.html", report.path)  # the HTML artifact is one file (KFP UI renders it)
     shutil.copytree(out, pred / "report", dirs_exist_ok=True)
     metrics.log_metric("accuracy", info["accuracy"])
