@@ -48,6 +48,7 @@ def test_deploy_kserve_waits_for_ready(apiserver, clients):
                                        {"conditions": [{"type": "Ready", "status": "True"}]}]
     ep = triton.deploy(clients, "kserve", t, "s3://lowres-ocr/triton", timeout=10, poll=0.05, log=lambda m: None)
     assert ep.actions == {"InferenceService": "created"}
+    assert ep.http_url == "lowres-ocr-triton-predictor.ml.svc.cluster.local:80" and ep.grpc_url == ""
     post = apiserver.calls("POST")[0]
     assert post.path == "/apis/serving.kserve.io/v1beta1/namespaces/ml/inferenceservices"
     assert post.body["spec"]["predictor"]["model"]["modelFormat"] == {"name": "triton"}
