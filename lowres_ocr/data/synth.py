@@ -273,7 +273,7 @@ def synthesize(out: str | Path, count: int, seed: int, workers: int = 1, strengt
         (tmp / "lr").mkdir()
         jobs = [(str(tmp), seed, a, min(a + chunk, count + 1), strength) for a in range(1, count + 1, chunk)]
         if workers > 1:
-            with get_context("spawn" if os.name != "posix" else "fork").Pool(workers) as pool:
+            with get_context("spawn").Pool(workers) as pool:
                 parts = pool.map(_write_range, jobs)
         else:
             parts = [_write_range(j) for j in jobs]
