@@ -44,6 +44,14 @@ class TrainingJob:
     placement: Placement = field(default_factory=Placement)
 
 
+def _apply_placement(pod_spec: dict[str, Any], p: Placement) -> None:
+    """Node selector and tolerations of ``p`` into a pod-level spec (only the keys that are set)."""
+    if p.node_selector:
+        pod_spec["nodeSelector"] = dict(p.node_selector)
+    if p.tolerations:
+        pod_spec["tolerations"] = [dict(t) for t in p.tolerations]
+
+
 def _s3_env(secret: str) -> list[dict[str, Any]]:
     keys = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL_S3")
     return [{"name": k, "valueFrom": {"secretKeyRef": {"name": secret, "key": k, "optional": k == "AWS_ENDPOINT_URL_S3"}}}
@@ -95,10 +103,7 @@ def _train_pod_spec(job: TrainingJob, container: str) -> dict[str, Any]:
         "containers": [_train_container(job, container)],
         "volumes": [{"name": "workspace", "persistentVolumeClaim": {"claimName": p.pvc}}, _shm_volume("8Gi")],
     }
-    if p.node_selector:
-        spec["nodeSelector"] = dict(p.node_selector)
-    if p.tolerations:
-        spec["tolerations"] = [dict(t) for t in p.tolerations]
+    _apply_placement(spec, p)
     return spec
 
 
@@ -143,10 +148,7 @@ def trainjob(job: TrainingJob, runtime: str = "torch-distributed") -> dict[str, 
         "securityContext": _security(),
         "serviceAccountName": p.service_account,
     }
-    if p.node_selector:
-        pod_patch["nodeSelector"] = dict(p.node_selector)
-    if p.tolerations:
-        pod_patch["tolerations"] = [dict(t) for t in p.tolerations]
+    _apply_placement(pod_patch, p)
     limits = _resources(job.cpu, job.memory, job.gpus_per_node)
     return {
         "apiVersion": "trainer.kubeflow.org/v1alpha1",
@@ -227,10 +229,7 @@ def triton_deployment(t: TritonDeployment) -> dict[str, Any]:
         "containers": [container],
         "volumes": volumes,
     }
-    if p.node_selector:
-        pod["nodeSelector"] = dict(p.node_selector)
-    if p.tolerations:
-        pod["tolerations"] = [dict(x) for x in p.tolerations]
+    _apply_placement(pod, p)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -271,10 +270,7 @@ def inference_service(t: TritonDeployment, storage_uri: str, runtime_version: st
         "minReplicas": t.replicas,
         "model": model,
     }
-    if p.node_selector:
-        predictor["nodeSelector"] = dict(p.node_selector)
-    if p.tolerations:
-        predictor["tolerations"] = [dict(x) for x in p.tolerations]
+    _apply_placement(predictor, p)
     return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
