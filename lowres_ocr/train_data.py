@@ -11,7 +11,6 @@ Sources (config ``data.train``, each with a ``weight``):
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import torch
 from PIL import Image
 
 from lowres_ocr.charset import MAX_LABEL_LENGTH, encode, fold_to_ascii, outside_charset
-from lowres_ocr.preprocess import HR_SIZE, LR_SIZE, to_array
+from lowres_ocr.preprocess import HR_SIZE, LR_SIZE, decode_image, to_array
 
 
 @dataclass
@@ -58,21 +57,15 @@ class SampleSource:
             raise ValueError(f"training source {self.path} has no usable samples")
 
     def _read_folder(self, labels: str) -> list[RawSample]:
-        tsv = self.path / labels
-        if not tsv.is_file():
-            raise FileNotFoundError(f"{tsv} not found (a dataset folder needs {labels})")
+        from lowres_ocr.data.datasets import read_folder
+
+        ds = read_folder(self.path, labels)  # malformed / duplicate lines are skipped there
         out = []
-        for line in tsv.read_text(encoding="utf-8").splitlines():
-            cols = line.split("\t")
-            if len(cols) == 3:
-                hr, lr, label = cols
-            elif len(cols) == 2:
-                (hr, label), lr = cols, None
-            else:
-                continue
-            text = clean_label(label)
+        for row in ds.rows:
+            text = clean_label(row.label)
             if text is not None:
-                out.append(RawSample(text, str(self.path / hr), str(self.path / lr) if lr else None))
+                lr = str(ds.file(row.paths[1])) if len(row.paths) == 2 else None
+                out.append(RawSample(text, str(ds.file(row.paths[0])), lr))
         return out
 
     def _read_lmdb(self) -> list[RawSample]:
@@ -96,9 +89,7 @@ class SampleSource:
 
 
 def _open(data: bytes | str) -> Image.Image:
-    if isinstance(data, str):
-        return Image.open(data).convert("RGB")
-    return Image.open(io.BytesIO(data)).convert("RGB")
+    return decode_image(Path(data) if isinstance(data, str) else data)
 
 
 def _degrade(hr: Image.Image, rng: np.random.Generator, strength: str) -> Image.Image:
