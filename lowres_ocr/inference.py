@@ -36,24 +36,22 @@ class Recognizer:
         for i in range(0, len(images), batch_size):
             yield images[i:i + batch_size]
 
+    def _recognizer_input(self, chunk: list[Image.Image], mode: Mode) -> torch.Tensor:
+        """The 32×128 image the recognizer sees under ``mode`` (HR crop, SR output or bicubic LR)."""
+        if mode == "hr":
+            return torch.from_numpy(batch_arrays(chunk, HR_SIZE)).to(self.device)
+        lr = torch.from_numpy(batch_arrays(chunk, LR_SIZE)).to(self.device)
+        if mode == "sr":
+            return self.model.sr(lr)
+        return F.interpolate(lr, scale_factor=2, mode="bicubic", align_corners=False).clamp(0, 1)
+
     @torch.inference_mode()
     def probabilities(self, images: list[Image.Image], mode: Mode = "sr", batch_size: int = 64) -> np.ndarray:
         """Per-step class probabilities [N, T, C] for ``images`` under ``mode`` (see CONTRACTS.md)."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        out = []
-        for chunk in self._batches(images, batch_size):
-            if mode == "hr":
-                x = torch.from_numpy(batch_arrays(chunk, HR_SIZE)).to(self.device)
-                probs = self.model.recognize(x)
-            else:
-                lr = torch.from_numpy(batch_arrays(chunk, LR_SIZE)).to(self.device)
-                if mode == "sr":
-                    probs, _ = self.model.infer(lr)
-                else:
-                    up = F.interpolate(lr, scale_factor=2, mode="bicubic", align_corners=False).clamp(0, 1)
-                    probs = self.model.recognize(up)
-            out.append(probs.float().cpu().numpy())
+        out = [self.model.recognize(self._recognizer_input(chunk, mode)).float().cpu().numpy()
+               for chunk in self._batches(images, batch_size)]
         if not out:
             return np.zeros((0, 0, 0), dtype=np.float32)
         return np.concatenate(out)
@@ -70,12 +68,7 @@ class Recognizer:
     def _attention_beam(self, images: list[Image.Image], mode: Mode, batch_size: int, beam_width: int) -> list[Decoded]:
         out: list[Decoded] = []
         for chunk in self._batches(images, batch_size):
-            if mode == "hr":
-                x = torch.from_numpy(batch_arrays(chunk, HR_SIZE)).to(self.device)
-            else:
-                lr = torch.from_numpy(batch_arrays(chunk, LR_SIZE)).to(self.device)
-                x = self.model.sr(lr) if mode == "sr" else F.interpolate(lr, scale_factor=2, mode="bicubic", align_corners=False).clamp(0, 1)
-            for ids, logp in self.model.head.beam_search(self.model.features(x), beam_width):
+            for ids, logp in self.model.head.beam_search(self.model.features(self._recognizer_input(chunk, mode)), beam_width):
                 conf = float(np.exp(logp / max(1, len(ids) + 1)))
                 out.append(Decoded(decode_ids(ids), conf, [conf] * len(ids)))
         return out
