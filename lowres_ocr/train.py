@@ -35,13 +35,15 @@ PRESETS = ("small", "default", "gpu")
 
 # -- configuration ------------------------------------------------------------------------------------
 def resolve_config_path(name: str | Path) -> Path:
-    """A YAML path, or the name of a packaged preset (small, default, gpu)."""
+    """A YAML path, or the name of a packaged config (the presets small, default, gpu, and sr_stage)."""
     path = Path(name)
     if path.is_file():
         return path
-    if str(name) in PRESETS:
-        return CONFIG_DIR / f"{name}.yaml"
-    raise FileNotFoundError(f"config {name!r} is neither a file nor one of the presets {PRESETS}")
+    packaged = CONFIG_DIR / f"{name}.yaml"
+    if packaged.is_file():
+        return packaged
+    names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+    raise FileNotFoundError(f"config {name!r} is neither a file nor one of the packaged configs {names}")
 
 
 def apply_override(cfg: dict[str, Any], assignment: str) -> None:
@@ -126,14 +128,53 @@ def validate(model, images, labels, device: torch.device, batch_size: int = 64) 
 
     was_training = model.training
     model.eval()
-    correct = 0
+    correct = correct_bicubic = 0
     for i in range(0, len(images), batch_size):
         lr = torch.from_numpy(batch_arrays(images[i:i + batch_size], LR_SIZE)).to(device)
         probs, _ = model.infer(lr)
-        for d, gt in zip(ctc_greedy(probs.float().cpu().numpy()), labels[i:i + batch_size]):
-            correct += normalize_36(d.text) == normalize_36(gt)
+        bicubic = torch.nn.functional.interpolate(lr, scale_factor=2, mode="bicubic", align_corners=False).clamp(0, 1)
+        probs_bicubic = model.recognize(bicubic)
+        truth = [normalize_36(gt) for gt in labels[i:i + batch_size]]
+        correct += sum(normalize_36(d.text) == t for d, t in zip(ctc_greedy(probs.float().cpu().numpy()), truth))
+        correct_bicubic += sum(normalize_36(d.text) == t for d, t in zip(ctc_greedy(probs_bicubic.float().cpu().numpy()), truth))
     model.train(was_training)
-    return {"val_accuracy": correct / max(1, len(images)), "val_samples": float(len(images))}
+    n = max(1, len(images))
+    # val_bicubic_accuracy: the same recognizer fed bicubic-upsampled LR, i.e. what the SR branch has to beat
+    return {"val_accuracy": correct / n, "val_bicubic_accuracy": correct_bicubic / n, "val_samples": float(len(images))}
+
+
+# -- freezing and initialisation ------------------------------------------------------------------------
+FREEZABLE = {"sr": ("sr",), "recognizer": ("rectifier", "encoder", "head"), "projection": ("projection",)}
+
+
+def frozen_modules(model: torch.nn.Module, parts: list[str]) -> list[torch.nn.Module]:
+    """The submodules named by ``train.freeze`` (``sr``, ``recognizer``, ``projection``)."""
+    unknown = sorted(set(parts) - set(FREEZABLE))
+    if unknown:
+        raise ValueError(f"train.freeze: unknown part(s) {unknown} (expected some of {sorted(FREEZABLE)})")
+    return [getattr(model, name) for part in parts for name in FREEZABLE[part]]
+
+
+def set_train_mode(model: torch.nn.Module, frozen: list[torch.nn.Module]) -> None:
+    """Train mode, except frozen parts stay in eval mode (their BatchNorm statistics must not drift)."""
+    model.train()
+    for module in frozen:
+        module.eval()
+
+
+def initialise_from(path: Path, model_cfg: dict[str, Any] | None) -> tuple[torch.nn.Module, list[str]]:
+    """Weights from a checkpoint; ``model`` keys in the config override its architecture.
+
+    Tensors whose shape no longer matches (e.g. a wider SR branch) start fresh; their names are returned.
+    """
+    if not model_cfg:
+        return load_model(path)[0], []
+    payload = load_checkpoint(path)
+    model = build_model(merge(payload["config"], model_cfg), graph_spec=payload.get("graph_spec"))
+    own = model.state_dict()
+    kept = {k: v for k, v in payload["model"].items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(kept, strict=False)
+    return model, sorted(set(own) - set(kept))
 
 
 # -- the loop -----------------------------------------------------------------------------------------
@@ -184,11 +225,18 @@ class Trainer:
         np.random.seed(seed)
         init_from = self.cfg.get("init_from")
         if init_from:
-            model, _ = load_model(self.root / init_from if not Path(init_from).is_absolute() else init_from)
+            model, fresh = initialise_from(self.root / init_from if not Path(init_from).is_absolute() else init_from,
+                                           self.cfg.get("model"))
+            if fresh and self.rank == 0:
+                print(f"init_from {init_from}: {len(fresh)} tensors start fresh (shape changed), e.g. {fresh[:3]}", flush=True)
             self.cfg["model"] = model.config
         else:
             model = build_model(merge_model_config(self.cfg.get("model")))
-        self.model = model.to(self.device).train()
+        self.frozen = frozen_modules(model, list(self.tcfg.get("freeze") or []))
+        for module in self.frozen:
+            module.requires_grad_(False)
+        self.model = model.to(self.device)
+        set_train_mode(self.model, self.frozen)
         self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
                     if self.world > 1 else self.model)
         self.optimizer = torch.optim.AdamW(param_groups(self.model, self.tcfg["lr"], float(self.tcfg.get("weight_decay", 0.0))))
@@ -276,6 +324,7 @@ class Trainer:
                           "samples_per_s": samples / elapsed, "time": time.time()})
             if val is not None and val_every and (self.step % val_every == 0 or self.step == steps):
                 metrics = validate(self.model, *val, self.device)
+                set_train_mode(self.model, self.frozen)
                 self.log({"step": self.step, **metrics})
                 if metrics["val_accuracy"] > self.best:
                     self.best = metrics["val_accuracy"]

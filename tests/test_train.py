@@ -116,8 +116,10 @@ def test_config_presets_and_overrides():
     assert cfg["train"]["steps"] == 3 and cfg["data"]["train"][0]["weight"] == 0.5 and cfg["model"]["sr"]["blocks"] == 2
     with pytest.raises(ValueError, match="key.sub=value"):
         apply_override(cfg, "nonsense")
-    with pytest.raises(FileNotFoundError, match="presets"):
+    with pytest.raises(FileNotFoundError, match="packaged configs"):
         resolve_config_path("nope")
+    stage = load_config("sr_stage")  # the second stage of the shipped model
+    assert stage["train"]["freeze"] == ["recognizer"] and stage["init_from"]
 
 
 def test_torchrun_command_topologies():
@@ -134,3 +136,39 @@ def test_missing_training_source_is_named(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="nowhere"):
         SampleSource(tmp_path / "nowhere")
+
+
+def test_frozen_recognizer_stage_trains_only_a_wider_sr_branch(tmp_path, real_pairs_dir, real_words_dir):
+    """The sr_stage recipe in miniature: init from a checkpoint, wider SR (fresh), recognizer frozen."""
+    from lowres_ocr.network import build_model, save_checkpoint
+    from lowres_ocr.train import Trainer
+
+    cfg = load_config("small", ["train.steps=3", "train.val_every=3", "train.checkpoint_every=3", "train.num_workers=0"])
+    init = build_model(cfg["model"])
+    save_checkpoint(tmp_path / "init.pt", init)
+    cfg.update(init_from=str(tmp_path / "init.pt"), output_dir=str(tmp_path / "run"), model={"sr": {"channels": 24}})
+    cfg["train"]["freeze"] = ["recognizer"]
+    cfg["data"] = {"train": [{"path": str(real_pairs_dir), "weight": 1.0}],
+                   "val": {"path": str(real_pairs_dir), "holdout_every": 10, "limit": 8}}
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        assert Trainer(cfg).run() == 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    final = load_checkpoint(tmp_path / "run" / "final.pt")
+    assert final["config"]["sr"]["channels"] == 24
+    before = init.state_dict()
+    for name, tensor in final["model"].items():
+        if name.startswith(("encoder.", "head.")):  # frozen: weights and BatchNorm statistics untouched
+            assert torch.equal(tensor, before[name]), name
+    assert final["model"]["sr.head.0.weight"].shape[0] == 24
+    val = [r for r in _records(tmp_path / "run") if "val_accuracy" in r][-1]
+    assert 0.0 <= val["val_bicubic_accuracy"] <= 1.0 and val["val_samples"] == 8
+
+
+def test_freeze_rejects_unknown_parts():
+    from lowres_ocr.network import build_model
+    from lowres_ocr.train import frozen_modules
+
+    with pytest.raises(ValueError, match="decoder"):
+        frozen_modules(build_model(load_config("small")["model"]), ["decoder"])
