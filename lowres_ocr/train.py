@@ -162,15 +162,15 @@ def set_train_mode(model: torch.nn.Module, frozen: list[torch.nn.Module]) -> Non
         module.eval()
 
 
-def initialise_from(path: Path, model_cfg: dict[str, Any] | None) -> tuple[torch.nn.Module, list[str]]:
-    """Weights from a checkpoint; ``model`` keys in the config override its architecture.
-
-    Tensors whose shape no longer matches (e.g. a wider SR branch) start fresh; their names are returned.
+def initialise_from(path: Path, changes: dict[str, Any] | None) -> tuple[torch.nn.Module, list[str]]:
+    """Weights and architecture from a checkpoint (the config's ``model`` is ignored), with ``model_changes`` merged
+    over that architecture. Tensors whose shape no longer matches (e.g. a wider SR branch) start fresh; their names
+    are returned.
     """
-    if not model_cfg:
+    if not changes:
         return load_model(path)[0], []
     payload = load_checkpoint(path)
-    model = build_model(merge(payload["config"], model_cfg), graph_spec=payload.get("graph_spec"))
+    model = build_model(merge(payload["config"], changes), graph_spec=payload.get("graph_spec"))
     own = model.state_dict()
     kept = {k: v for k, v in payload["model"].items() if k in own and own[k].shape == v.shape}
     model.load_state_dict(kept, strict=False)
@@ -226,7 +226,7 @@ class Trainer:
         init_from = self.cfg.get("init_from")
         if init_from:
             model, fresh = initialise_from(self.root / init_from if not Path(init_from).is_absolute() else init_from,
-                                           self.cfg.get("model"))
+                                           self.cfg.get("model_changes"))
             if fresh and self.rank == 0:
                 print(f"init_from {init_from}: {len(fresh)} tensors start fresh (shape changed), e.g. {fresh[:3]}", flush=True)
             self.cfg["model"] = model.config

@@ -146,7 +146,7 @@ def test_frozen_recognizer_stage_trains_only_a_wider_sr_branch(tmp_path, real_pa
     cfg = load_config("small", ["train.steps=3", "train.val_every=3", "train.checkpoint_every=3", "train.num_workers=0"])
     init = build_model(cfg["model"])
     save_checkpoint(tmp_path / "init.pt", init)
-    cfg.update(init_from=str(tmp_path / "init.pt"), output_dir=str(tmp_path / "run"), model={"sr": {"channels": 24}})
+    cfg.update(init_from=str(tmp_path / "init.pt"), output_dir=str(tmp_path / "run"), model_changes={"sr": {"channels": 24}})
     cfg["train"]["freeze"] = ["recognizer"]
     cfg["data"] = {"train": [{"path": str(real_pairs_dir), "weight": 1.0}],
                    "val": {"path": str(real_pairs_dir), "holdout_every": 10, "limit": 8}}
