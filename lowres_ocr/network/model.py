@@ -59,7 +59,8 @@ class LowResOCR(nn.Module):
         super().__init__()
         self.config = config
         sr = config["sr"]
-        self.sr = SRBranch(sr["channels"], sr["blocks"], sr.get("sequence", True))
+        self.sr = SRBranch(sr["channels"], sr["blocks"], sr.get("sequence", True),
+                           tail_kernel=sr.get("tail_kernel", 9), residual_scale=sr.get("residual_scale", 1.0))
         self.rectifier = TPSRectifier() if config.get("rectifier") else nn.Identity()
         self.encoder = encoder
         self.head = head

@@ -39,16 +39,23 @@ class SRBlock(nn.Module):
 
 
 class SRBranch(nn.Module):
-    """Predicts a residual over bicubic upsampling, so an untrained branch starts as plain bicubic."""
+    """Predicts a residual over bicubic upsampling, so an untrained branch starts as plain bicubic.
 
-    def __init__(self, channels: int = 64, blocks: int = 4, sequence: bool = True, scale: int = 2):
+    The last conv starts at zero. Adam moves each of its weights by about ``lr`` per step whatever the gradient, so
+    its output moves by about fan-in × lr: a 9×9 kernel over 64 channels (fan-in 5184) wrecks the image in a few
+    steps at lr 1e-4. A small ``tail_kernel`` and a ``residual_scale`` < 1 keep a fresh branch near bicubic.
+    """
+
+    def __init__(self, channels: int = 64, blocks: int = 4, sequence: bool = True, scale: int = 2,
+                 tail_kernel: int = 9, residual_scale: float = 1.0):
         super().__init__()
         self.scale = scale
+        self.residual_scale = residual_scale
         self.head = nn.Sequential(nn.Conv2d(3, channels, 9, padding=4), nn.PReLU(channels))
         self.blocks = nn.Sequential(*[SRBlock(channels, sequence) for _ in range(blocks)])
         self.fuse = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.BatchNorm2d(channels))
         self.up = nn.Sequential(nn.Conv2d(channels, channels * scale * scale, 3, padding=1), nn.PixelShuffle(scale), nn.PReLU(channels))
-        self.tail = nn.Conv2d(channels, 3, 9, padding=4)
+        self.tail = nn.Conv2d(channels, 3, tail_kernel, padding=tail_kernel // 2)
         nn.init.zeros_(self.tail.weight)
         nn.init.zeros_(self.tail.bias)
 
@@ -56,4 +63,4 @@ class SRBranch(nn.Module):
         base = F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False)
         feat = self.head(lr)
         feat = feat + self.fuse(self.blocks(feat))
-        return torch.clamp(base + self.tail(self.up(feat)), 0.0, 1.0)
+        return torch.clamp(base + self.residual_scale * self.tail(self.up(feat)), 0.0, 1.0)
