@@ -76,11 +76,11 @@ def _local_arguments(preset: str, steps: int, nproc: int, min_accuracy: float, e
 
 @app.command("run-local")
 def run_local(
-    preset: str = typer.Option("default", help="training preset (small, default, gpu) or a YAML file"),
+    preset: str = typer.Option("finetune", help="training config: finetune (small learning rates, from --init-from), small, default, gpu, or a YAML file"),
     steps: int = typer.Option(40, help="training steps of the short run (0 = the preset's)"),
     nproc: int = typer.Option(2, "--nproc-per-node", help="torchrun processes (CPU, gloo)"),
     init_from: Optional[str] = typer.Option(None, help="checkpoint to fine-tune (default: the shipped model/lowres_ocr.pt)"),
-    min_accuracy: float = typer.Option(30.0, help="deploy gate: weighted average word accuracy (%) on the eval sets"),
+    min_accuracy: float = typer.Option(60.0, help="deploy gate: weighted average word accuracy (%) on the eval sets"),
     eval_limit: int = typer.Option(200, help="first N samples of each evaluation set (0 = all)"),
     eval_modes: str = typer.Option("sr", help="evaluation modes (sr: the served path; pairs also run hr/bicubic with \"\")"),
     pipeline_root: Path = typer.Option(Path("local_outputs"), help="where kfp.local writes artifacts (and its cache)"),
