@@ -99,10 +99,11 @@ def test_gate_cli(tmp_path: Path) -> None:
 
 
 def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    names = ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome")
+    return next((shutil.which(n) for n in names if shutil.which(n)), None)
 
 
-@pytest.mark.skipif(_chromium() is None, reason="headless Chromium not installed (apt-get install chromium)")
+@pytest.mark.skipif(_chromium() is None, reason="headless Chromium not installed (apt-get install chromium-headless-shell)")
 def test_html_renders_in_headless_chromium(report_dir: Path, tmp_path: Path) -> None:
     shot = tmp_path / "shot.png"
     cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
