@@ -83,15 +83,13 @@ def _tracking(rng: np.random.Generator) -> str:
 def _phone(rng: np.random.Generator) -> str:
     d = lambda n: _pick(rng, DIGITS, n)  # noqa: E731
     kind = int(rng.integers(5))
-    if kind == 0:
-        return f"({d(3)}){d(3)}-{d(4)}"
-    if kind == 1:
-        return f"{d(3)}-{d(3)}-{d(4)}"
-    if kind == 2:
-        return f"+{rng.integers(1, 99)}-{d(2)}-{d(4)}-{d(4)}"
-    if kind == 3:
-        return f"1{d(2)}{d(8)}"
-    return f"Tel:{d(3)}.{d(3)}.{d(4)}"
+    return [
+        lambda: f"({d(3)}){d(3)}-{d(4)}",
+        lambda: f"{d(3)}-{d(3)}-{d(4)}",
+        lambda: f"+{rng.integers(1, 99)}-{d(2)}-{d(4)}-{d(4)}",
+        lambda: f"1{d(2)}{d(8)}",
+        lambda: f"Tel:{d(3)}.{d(3)}.{d(4)}",
+    ][kind]()
 
 
 def _postcode(rng: np.random.Generator) -> str:
@@ -109,20 +107,17 @@ def _postcode(rng: np.random.Generator) -> str:
 
 
 def _misc(rng: np.random.Generator) -> str:
-    kind = int(rng.integers(7))
-    if kind == 0:
-        return f"{rng.integers(1, 99)}.{rng.integers(0, 10)}kg"
-    if kind == 1:
-        return f"{rng.integers(2000, 2031)}-{rng.integers(1, 13):02d}-{rng.integers(1, 29):02d}"
-    if kind == 2:
-        return f"{rng.integers(1, 29):02d}/{rng.integers(1, 13):02d}/{rng.integers(0, 100):02d}"
-    if kind == 3:
-        return "#" + _pick(rng, DIGITS, int(rng.integers(3, 9)))
-    if kind == 4:
-        return ["Ref:", "No.", "Order#", "PO:", "ID:"][int(rng.integers(5))] + _pick(rng, UPPER + DIGITS, int(rng.integers(3, 9)))
-    if kind == 5:
-        return _pick(rng, DIGITS, int(rng.integers(1, 11)))
-    return _pick(rng, UPPER, 1) + "-" + _pick(rng, DIGITS, int(rng.integers(1, 5))) + _pick(rng, "!?.,;:*&%$@+=/()[]", 1)
+    n = lambda lo, hi: int(rng.integers(lo, hi))  # noqa: E731
+    kind = n(0, 7)
+    return [
+        lambda: f"{rng.integers(1, 99)}.{rng.integers(0, 10)}kg",  # weight
+        lambda: f"{rng.integers(2000, 2031)}-{rng.integers(1, 13):02d}-{rng.integers(1, 29):02d}",  # ISO date
+        lambda: f"{rng.integers(1, 29):02d}/{rng.integers(1, 13):02d}/{rng.integers(0, 100):02d}",  # dd/mm/yy
+        lambda: "#" + _pick(rng, DIGITS, n(3, 9)),
+        lambda: ["Ref:", "No.", "Order#", "PO:", "ID:"][n(0, 5)] + _pick(rng, UPPER + DIGITS, n(3, 9)),
+        lambda: _pick(rng, DIGITS, n(1, 11)),
+        lambda: _pick(rng, UPPER, 1) + "-" + _pick(rng, DIGITS, n(1, 5)) + _pick(rng, "!?.,;:*&%$@+=/()[]", 1),
+    ][kind]()
 
 
 #: (generator, weight)
