@@ -26,7 +26,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 # every runtime dependency of pyproject.toml except torch (CUDA build from the base, CPU build installed above)
 RUN python -c "import re, pathlib; t = pathlib.Path('pyproject.toml').read_text(); \
-deps = re.search(r'dependencies = \[(.*?)\]', t, re.S).group(1); \
+deps = re.search(r'^dependencies = \[(.*?)^\]', t, re.S | re.M).group(1); \
 print('\n'.join(d for d in re.findall(r'\"([^\"]+)\"', deps) if not d.startswith('torch')))" > /tmp/requirements.txt \
  && pip install --no-cache-dir -r /tmp/requirements.txt && rm /tmp/requirements.txt
 # the project: package, components, pipeline, manifests + vendored schemas, DVC metadata (data comes by `dvc pull`)

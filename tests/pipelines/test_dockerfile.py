@@ -42,3 +42,19 @@ def test_dockerignore_keeps_context_small():
     ignored = (ROOT / ".dockerignore").read_text().split()
     for entry in (".venv", "data", "dvc-store", "runs", "local_outputs", ".git"):
         assert entry in ignored
+
+
+def test_requirements_step_installs_every_runtime_dependency(tmp_path):
+    """Run the Dockerfile's requirements one-liner on pyproject.toml: every dependency but torch must come out.
+
+    (Extras like ``dvc[s3]`` contain ``]``: a pattern stopping at the first one would drop the rest silently.)
+    """
+    import tomllib
+
+    snippet = re.search(r'RUN python -c "(.*?)" > /tmp/requirements.txt', TEXT, re.S).group(1)
+    code = snippet.replace("\\\n", "").replace('\\"', '"')  # undo the shell line continuations and quoting
+    (tmp_path / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    wanted = [d for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+              if not d.startswith("torch")]
+    assert out.splitlines() == wanted
