@@ -23,13 +23,18 @@ def test_rapidocr_reads_real_crops(real_words_dir: Path) -> None:
     assert acc > 50.0, acc
 
 
-@pytest.mark.skipif(importlib.util.find_spec("pytesseract") is None, reason="pytesseract not installed")
-def test_tesseract_reads_real_crops(real_words_dir: Path) -> None:
+@pytest.fixture(scope="module")
+def tesseract() -> TesseractPeer:
+    if importlib.util.find_spec("pytesseract") is None:
+        pytest.skip("pytesseract not installed")
     try:
-        peer = TesseractPeer()
+        return TesseractPeer()
     except PeerUnavailable as err:
         pytest.skip(str(err))
-    report, _ = evaluate_sets(FakePredictor({}), [str(real_words_dir)], peers=[peer],
+
+
+def test_tesseract_reads_real_crops(real_words_dir: Path, tesseract: TesseractPeer) -> None:
+    report, _ = evaluate_sets(FakePredictor({}), [str(real_words_dir)], peers=[tesseract],
                               opts=Options(batch_size=16, latency_samples=0, limit=20))
     assert report["sets"][0]["peers"]["tesseract"]["modes"]["hr"]["accuracy"] > 20.0
 
@@ -54,15 +59,11 @@ def test_tesseract_binary_missing(monkeypatch: pytest.MonkeyPatch) -> None:
         TesseractPeer()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("pytesseract") is None, reason="pytesseract not installed")
-def test_tesseract_batch_equals_one_call_per_image(real_words_dir: Path) -> None:
+def test_tesseract_batch_equals_one_call_per_image(real_words_dir: Path, tesseract: TesseractPeer) -> None:
     """One tesseract process per batch must give each image the answer a call of its own gives, in order."""
     from PIL import Image
 
-    try:
-        peer = TesseractPeer()
-    except PeerUnavailable as err:
-        pytest.skip(str(err))
+    peer = tesseract
     lines = (real_words_dir / "labels.tsv").read_text(encoding="utf-8").splitlines()[:24]
     images = [Image.open(real_words_dir / line.split("\t")[0]) for line in lines]
     batched = [d.text for d in peer.predict(images, "hr", batch_size=10)]  # 3 processes, the last one short
