@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/sr_probe.py --steps 200 --lr 1e-3 --rec 1 --sr 0 --feature 0 --val-every 100
 
-Trains only a fresh SR branch (64 channels, 5 blocks, 3x3 tail, residual scale 0.1) in front of the frozen recognizer
+Trains only a fresh SR branch (64 channels, 5 blocks, 3x3 tail, residual scale 0.1 by default) in front of the frozen recognizer
 of ``--weights``, on the data of the ``sr_stage`` config (batches of 16, seed 1), with the loss
 ``rec * CTC(SR path) + sr * pixel/gradient(SR, HR) + feature * MSE(encoder(SR), encoder(HR))``, and prints the
 validation accuracy of the SR path and of the same recognizer fed bicubic LR. A probe, not a training run: no
@@ -22,7 +22,7 @@ from lowres_ocr.network.losses import ctc_loss, sr_loss
 from lowres_ocr.train import build_sources, frozen_modules, initialise_from, load_config, lr_lambda, set_train_mode, validate
 from lowres_ocr.train_data import StepBatches, load_eval_set
 
-WIDE_SR = {"sr": {"channels": 64, "blocks": 5, "sequence": True, "tail_kernel": 3, "residual_scale": 0.1}}
+WIDE_SR = {"channels": 64, "blocks": 5, "sequence": True, "tail_kernel": 3}
 
 
 def main() -> None:
@@ -34,10 +34,11 @@ def main() -> None:
     ap.add_argument("--rec", type=float, default=1.0, help="weight of CTC through the frozen recognizer")
     ap.add_argument("--sr", type=float, default=0.0, help="weight of the SR pixel + gradient loss")
     ap.add_argument("--feature", type=float, default=0.0, help="weight of MSE between SR-path and HR encoder features")
+    ap.add_argument("--residual-scale", type=float, default=0.1, help="SR branch residual scale (see SRBranch)")
     ap.add_argument("--val-every", type=int, default=100)
     args = ap.parse_args()
     torch.manual_seed(1)
-    model, _ = initialise_from(Path(args.weights), WIDE_SR)
+    model, _ = initialise_from(Path(args.weights), {"sr": {**WIDE_SR, "residual_scale": args.residual_scale}})
     frozen = frozen_modules(model, ["recognizer", "projection"])
     for module in frozen:
         module.requires_grad_(False)
