@@ -16,9 +16,7 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from lowres_ocr.network.losses import ctc_loss, sr_loss
 from lowres_ocr.train import build_sources, frozen_modules, initialise_from, load_config, lr_lambda, set_train_mode, validate
 from lowres_ocr.train_data import StepBatches, load_eval_set
 
@@ -45,20 +43,15 @@ def main() -> None:
     set_train_mode(model, frozen)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], args.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(args.warmup, args.steps))
-    sources, weights = build_sources(load_config("sr_stage")["data"]["train"], Path("."))
-    batches = StepBatches(sources, weights, 16, 1, 0, 1, args.steps)
+    sources, mix = build_sources(load_config("sr_stage")["data"]["train"], Path("."))
+    batches = StepBatches(sources, mix, 16, 1, 0, 1, args.steps)
     val = load_eval_set(Path("data/textzoom_train2"), "labels.tsv", 400, 14)
+    weights = {"rec": args.rec, "sr": args.sr, "feature": args.feature, "contrastive": 0.0}  # LowResOCR.training_losses
     t0 = time.time()
     for step in range(args.steps):
         b = batches[step]
-        sr = model.sr(b["lr"])
-        f_sr = model.features(sr)
-        parts = {"rec": ctc_loss(model.head(f_sr), b["targets"], b["target_lengths"]), "sr": sr_loss(sr, b["hr"])}
-        if args.feature:
-            with torch.no_grad():
-                f_hr = model.features(b["hr"])
-            parts["feature"] = F.mse_loss(f_sr, f_hr)
-        total = args.rec * parts["rec"] + args.sr * parts["sr"] + args.feature * parts.get("feature", 0.0)
+        parts = model.training_losses(b["lr"], b["hr"], b["targets"], b["target_lengths"], weights)
+        total = parts.pop("total")
         opt.zero_grad()
         total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)

@@ -11,6 +11,7 @@ import copy
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lowres_ocr.charset import NUM_CLASSES
@@ -28,7 +29,7 @@ DEFAULT_MODEL: dict[str, Any] = {
     "contrastive_dim": 128,
 }
 
-DEFAULT_LOSS_WEIGHTS: dict[str, float] = {"rec": 1.0, "rec_hr": 0.0, "sr": 1.0, "sr_gradient": 1.0, "contrastive": 0.1}
+DEFAULT_LOSS_WEIGHTS: dict[str, float] = {"rec": 1.0, "rec_hr": 0.0, "sr": 1.0, "sr_gradient": 1.0, "contrastive": 0.1, "feature": 0.0}
 
 
 def merge(base: dict[str, Any], override: dict[str, Any] | None) -> dict[str, Any]:
@@ -107,14 +108,20 @@ class LowResOCR(nn.Module):
         if weights.get("rec_hr", 0):
             f_hr = self.features(hr)
             parts["rec_hr"] = self.recognition_loss(f_hr, targets, target_lengths)
+        elif weights.get("feature", 0):  # the whole batch is needed as a target; no backward through HR
+            with torch.no_grad():
+                f_hr = self.features(hr)
         elif weights.get("contrastive", 0):
             # HR features are only the (fixed) target here: skip their backward pass, and on CPU budgets use
             # the first ``contrastive_subset`` pairs of the batch (InfoNCE still has subset-1 negatives each)
             n = int(weights.get("contrastive_subset", 0)) or hr.shape[0]
             with torch.no_grad():
                 f_hr = self.features(hr[:n])
+        if weights.get("feature", 0):  # LR-path features pulled onto the HR features, position by position
+            parts["feature"] = F.mse_loss(f_sr, f_hr.detach())
         if weights.get("contrastive", 0):
-            n = f_hr.shape[0]
+            n = min(int(weights.get("contrastive_subset", 0)) or hr.shape[0], f_hr.shape[0])
+            f_hr = f_hr[:n]
             parts["contrastive"] = info_nce(self.projection(f_sr[:n].mean(1)), self.projection(f_hr.mean(1)).detach())
         parts["total"] = sum(float(weights.get(k, 0.0)) * v for k, v in parts.items())
         return parts

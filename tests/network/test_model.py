@@ -57,6 +57,21 @@ def test_recognition_loss_reaches_sr_branch(model):
     assert sum(float(p.grad.abs().sum()) for p in model.sr.parameters() if p.grad is not None) > 0
 
 
+def test_feature_loss_pulls_lr_path_onto_hr_features(model):
+    """``feature``: MSE between SR-path and HR encoder features; zero when the LR path sees the HR content."""
+    model.eval()  # BatchNorm on running statistics: the same image must give the same features on both paths
+    lr, hr, targets, lengths = _batch()
+    model.zero_grad()
+    parts = model.training_losses(lr, hr, targets, lengths, {"rec": 0.0, "sr": 0.0, "contrastive": 0.0, "feature": 1.0})
+    assert float(parts["feature"]) > 0 and torch.isfinite(parts["total"])
+    parts["total"].backward()
+    assert sum(float(p.grad.abs().sum()) for p in model.sr.parameters() if p.grad is not None) > 0
+    assert all(p.grad is None or float(p.grad.abs().sum()) == 0 for p in model.projection.parameters())
+    with torch.no_grad():
+        same = model.training_losses(lr, model.sr(lr), targets, lengths, {"rec": 0.0, "sr": 0.0, "feature": 1.0})
+    assert float(same["feature"]) < 1e-10
+
+
 def test_contrastive_lower_for_matched_than_shuffled_pairs():
     g = torch.Generator().manual_seed(0)
     hr = torch.randn(16, 32, generator=g)
