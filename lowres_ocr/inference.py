@@ -7,11 +7,11 @@ from typing import Iterable, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from lowres_ocr.decoding import Decoded, ctc_beam_search, decode, decode_ids
 from lowres_ocr.network import LowResOCR, load_model
+from lowres_ocr.network.sr import bicubic_upsample
 from lowres_ocr.preprocess import HR_SIZE, LR_SIZE, batch_arrays
 
 Mode = Literal["sr", "bicubic", "hr"]
@@ -44,7 +44,7 @@ class Recognizer:
         lr = torch.from_numpy(batch_arrays(chunk, LR_SIZE)).to(self.device)
         if mode == "sr":
             return self.model.sr(lr)
-        return F.interpolate(lr, scale_factor=2, mode="bicubic", align_corners=False).clamp(0, 1)
+        return bicubic_upsample(lr)
 
     @torch.inference_mode()
     def probabilities(self, images: list[Image.Image], mode: Mode = "sr", batch_size: int = 64) -> np.ndarray:

@@ -74,10 +74,8 @@ class TesseractPeer:
         self._tess = pytesseract
 
     def predict(self, images: list[Image.Image], mode: str, batch_size: int) -> list[Decoded]:
-        out: list[Decoded] = []
-        for i in range(0, len(images), max(1, batch_size)):
-            out += self._run(images[i:i + batch_size])
-        return out
+        step = max(1, batch_size)
+        return [d for i in range(0, len(images), step) for d in self._run(images[i:i + step])]
 
     def _run(self, images: list[Image.Image]) -> list[Decoded]:
         """One tesseract process for a whole batch: a list file of PNGs in, TSV out (``page_num`` = the image).

@@ -27,15 +27,15 @@ import yaml
 from lowres_ocr.charset import normalize_36
 from lowres_ocr.network import DEFAULT_LOSS_WEIGHTS, build_model, load_checkpoint, load_model, save_checkpoint
 from lowres_ocr.network.model import merge
+from lowres_ocr.network.sr import bicubic_upsample
 from lowres_ocr.train_data import StepBatches, build_sources, load_eval_set
 
 CONFIG_DIR = Path(__file__).parent / "configs"
-PRESETS = ("small", "default", "gpu")
 
 
 # -- configuration ------------------------------------------------------------------------------------
 def resolve_config_path(name: str | Path) -> Path:
-    """A YAML path, or the name of a packaged config (the presets small, default, gpu, and sr_stage)."""
+    """A YAML path, or the name of a packaged config in lowres_ocr/configs (small, default, gpu, finetune, sr_stage)."""
     path = Path(name)
     if path.is_file():
         return path
@@ -126,21 +126,21 @@ def validate(model, images, labels, device: torch.device, batch_size: int = 64) 
     from lowres_ocr.decoding import ctc_greedy
     from lowres_ocr.preprocess import LR_SIZE, batch_arrays
 
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]  # restored as they were: frozen parts stay in eval mode
     model.eval()
-    correct = correct_bicubic = 0
+    # val_bicubic_accuracy: the same recognizer fed bicubic-upsampled LR, i.e. what the SR branch has to beat
+    paths = {"val_accuracy": model.sr, "val_bicubic_accuracy": bicubic_upsample}
+    correct = dict.fromkeys(paths, 0)
     for i in range(0, len(images), batch_size):
         lr = torch.from_numpy(batch_arrays(images[i:i + batch_size], LR_SIZE)).to(device)
-        probs, _ = model.infer(lr)
-        bicubic = torch.nn.functional.interpolate(lr, scale_factor=2, mode="bicubic", align_corners=False).clamp(0, 1)
-        probs_bicubic = model.recognize(bicubic)
         truth = [normalize_36(gt) for gt in labels[i:i + batch_size]]
-        correct += sum(normalize_36(d.text) == t for d, t in zip(ctc_greedy(probs.float().cpu().numpy()), truth))
-        correct_bicubic += sum(normalize_36(d.text) == t for d, t in zip(ctc_greedy(probs_bicubic.float().cpu().numpy()), truth))
-    model.train(was_training)
+        for key, upsample in paths.items():
+            decoded = ctc_greedy(model.recognize(upsample(lr)).float().cpu().numpy())
+            correct[key] += sum(normalize_36(d.text) == t for d, t in zip(decoded, truth))
+    for module, training in modes:
+        module.train(training)
     n = max(1, len(images))
-    # val_bicubic_accuracy: the same recognizer fed bicubic-upsampled LR, i.e. what the SR branch has to beat
-    return {"val_accuracy": correct / n, "val_bicubic_accuracy": correct_bicubic / n, "val_samples": float(len(images))}
+    return {**{key: c / n for key, c in correct.items()}, "val_samples": float(len(images))}
 
 
 # -- freezing and initialisation ------------------------------------------------------------------------
@@ -324,7 +324,6 @@ class Trainer:
                           "samples_per_s": samples / elapsed, "time": time.time()})
             if val is not None and val_every and (self.step % val_every == 0 or self.step == steps):
                 metrics = validate(self.model, *val, self.device)
-                set_train_mode(self.model, self.frozen)
                 self.log({"step": self.step, **metrics})
                 if metrics["val_accuracy"] > self.best:
                     self.best = metrics["val_accuracy"]

@@ -172,3 +172,18 @@ def test_freeze_rejects_unknown_parts():
 
     with pytest.raises(ValueError, match="decoder"):
         frozen_modules(build_model(load_config("small")["model"]), ["decoder"])
+
+
+def test_validation_leaves_frozen_parts_in_eval_mode(real_pairs_dir):
+    """validate() puts every module back as it found it: frozen BatchNorm must not start tracking statistics."""
+    from lowres_ocr.network import build_model
+    from lowres_ocr.train import frozen_modules, set_train_mode, validate
+    from lowres_ocr.train_data import load_eval_set
+
+    model = build_model(load_config("small")["model"])
+    frozen = frozen_modules(model, ["recognizer"])
+    set_train_mode(model, frozen)
+    metrics = validate(model, *load_eval_set(real_pairs_dir, "labels.tsv", 4, 0), torch.device("cpu"))
+    assert set(metrics) == {"val_accuracy", "val_bicubic_accuracy", "val_samples"}
+    assert model.sr.training and model.projection.training
+    assert not model.encoder.training and not any(m.training for m in model.encoder.modules())

@@ -105,22 +105,18 @@ class LowResOCR(nn.Module):
         f_sr = self.features(sr)
         parts: dict[str, torch.Tensor] = {"rec": self.recognition_loss(f_sr, targets, target_lengths)}
         parts["sr"] = sr_loss(sr, hr, weights.get("sr_gradient", 1.0))
+        # on CPU budgets InfoNCE uses the first ``contrastive_subset`` pairs (still subset-1 negatives each)
+        n = int(weights.get("contrastive_subset", 0)) or hr.shape[0]
         if weights.get("rec_hr", 0):
             f_hr = self.features(hr)
             parts["rec_hr"] = self.recognition_loss(f_hr, targets, target_lengths)
-        elif weights.get("feature", 0):  # the whole batch is needed as a target; no backward through HR
+        elif weights.get("feature", 0) or weights.get("contrastive", 0):
+            # HR features are only the (fixed) target here: skip their backward pass; the feature loss needs all
             with torch.no_grad():
-                f_hr = self.features(hr)
-        elif weights.get("contrastive", 0):
-            # HR features are only the (fixed) target here: skip their backward pass, and on CPU budgets use
-            # the first ``contrastive_subset`` pairs of the batch (InfoNCE still has subset-1 negatives each)
-            n = int(weights.get("contrastive_subset", 0)) or hr.shape[0]
-            with torch.no_grad():
-                f_hr = self.features(hr[:n])
+                f_hr = self.features(hr if weights.get("feature", 0) else hr[:n])
         if weights.get("feature", 0):  # LR-path features pulled onto the HR features, position by position
             parts["feature"] = F.mse_loss(f_sr, f_hr.detach())
         if weights.get("contrastive", 0):
-            n = min(int(weights.get("contrastive_subset", 0)) or hr.shape[0], f_hr.shape[0])
             f_hr = f_hr[:n]
             parts["contrastive"] = info_nce(self.projection(f_sr[:n].mean(1)), self.projection(f_hr.mean(1)).detach())
         parts["total"] = sum(float(weights.get(k, 0.0)) * v for k, v in parts.items())

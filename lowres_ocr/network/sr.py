@@ -38,6 +38,11 @@ class SRBlock(nn.Module):
         return x + self.sequence(self.body(x))
 
 
+def bicubic_upsample(lr: torch.Tensor, scale: int = 2) -> torch.Tensor:
+    """The baseline the SR branch must beat: bicubic ×``scale``, clamped to [0, 1]."""
+    return F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
+
+
 class SRBranch(nn.Module):
     """Predicts a residual over bicubic upsampling, so an untrained branch starts as plain bicubic.
 
