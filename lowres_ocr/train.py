@@ -81,7 +81,10 @@ def setup_distributed() -> tuple[int, int, int, torch.device]:
         backend = "nccl"
     else:
         device = torch.device("cpu")
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, local_world)))
+        # an explicit OMP_NUM_THREADS wins (e.g. two single-process runs sharing the cores); else split the cores
+        threads = os.environ.get("OMP_NUM_THREADS", "")
+        torch.set_num_threads(int(threads) if threads.isdigit() and int(threads) > 0
+                              else max(1, (os.cpu_count() or 1) // max(1, local_world)))
         backend = "gloo"
     if world > 1:
         dist.init_process_group(backend=backend)

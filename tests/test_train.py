@@ -187,3 +187,18 @@ def test_validation_leaves_frozen_parts_in_eval_mode(real_pairs_dir):
     assert set(metrics) == {"val_accuracy", "val_bicubic_accuracy", "val_samples"}
     assert model.sr.training and model.projection.training
     assert not model.encoder.training and not any(m.training for m in model.encoder.modules())
+
+
+@pytest.mark.parametrize("env, expected", [({"OMP_NUM_THREADS": "1"}, 1), ({"LOCAL_WORLD_SIZE": "2"}, max(1, (os.cpu_count() or 1) // 2))])
+def test_cpu_threads_follow_omp_num_threads_else_split_cores(monkeypatch, env, expected):
+    from lowres_ocr.train import setup_distributed
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    before = torch.get_num_threads()
+    try:
+        setup_distributed()
+        assert torch.get_num_threads() == expected
+    finally:
+        torch.set_num_threads(before)
