@@ -202,3 +202,13 @@ def test_cpu_threads_follow_omp_num_threads_else_split_cores(monkeypatch, env, e
         assert torch.get_num_threads() == expected
     finally:
         torch.set_num_threads(before)
+
+
+def test_feature_loss_with_a_trainable_recognizer_is_refused(tmp_path):
+    """The feature MSE against a trainable encoder collapses features: the trainer says so before training."""
+    from lowres_ocr.train import Trainer
+
+    cfg = load_config("small", [f"output_dir={tmp_path}", "loss_weights.feature=1"])
+    with pytest.raises(ValueError, match="freeze.*recognizer"):
+        Trainer(cfg)
+    Trainer(load_config("small", [f"output_dir={tmp_path}", "loss_weights.feature=1", "train.freeze=[recognizer]"]))
