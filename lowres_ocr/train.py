@@ -35,7 +35,7 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 
 # -- configuration ------------------------------------------------------------------------------------
 def resolve_config_path(name: str | Path) -> Path:
-    """A YAML path, or the name of a packaged config in lowres_ocr/configs (small, default, gpu, finetune, sr_stage)."""
+    """A YAML path, or the name of a packaged config in lowres_ocr/configs (small, default, gpu, finetune, sr_stage, sr_pretrain, joint_stage)."""
     path = Path(name)
     if path.is_file():
         return path

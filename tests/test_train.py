@@ -118,8 +118,13 @@ def test_config_presets_and_overrides():
         apply_override(cfg, "nonsense")
     with pytest.raises(FileNotFoundError, match="packaged configs"):
         resolve_config_path("nope")
-    stage = load_config("sr_stage")  # the second stage of the shipped model
+    stage = load_config("sr_stage")  # SR through the frozen recognizer (tried, see the model card)
     assert stage["train"]["freeze"] == ["recognizer"] and stage["init_from"]
+    pretrain = load_config("sr_pretrain")  # pixel losses only: nothing may route through the recognizer
+    assert set(pretrain["train"]["freeze"]) == {"recognizer", "projection"}
+    assert not any(pretrain["loss_weights"][k] for k in ("rec", "rec_hr", "feature", "contrastive"))
+    joint = load_config("joint_stage")  # starts from sr_pretrain's result; the feature loss would collapse here
+    assert joint["init_from"] == f"{pretrain['output_dir']}/final.pt" and not joint["loss_weights"]["feature"]
 
 
 def test_torchrun_command_topologies():

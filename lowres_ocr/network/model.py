@@ -102,9 +102,13 @@ class LowResOCR(nn.Module):
                         weights: dict[str, float]) -> dict[str, torch.Tensor]:
         """Every loss part and their weighted ``total`` for a batch of LR/HR pairs with labels."""
         sr = self.sr(lr)
+        parts: dict[str, torch.Tensor] = {"sr": sr_loss(sr, hr, weights.get("sr_gradient", 1.0))}
+        if not any(weights.get(k, 0) for k in ("rec", "rec_hr", "feature", "contrastive")):
+            # SR pre-training: pixel losses only, no pass through the recognizer (an SR step is then ~20x cheaper)
+            parts["total"] = float(weights.get("sr", 0.0)) * parts["sr"]
+            return parts
         f_sr = self.features(sr)
-        parts: dict[str, torch.Tensor] = {"rec": self.recognition_loss(f_sr, targets, target_lengths)}
-        parts["sr"] = sr_loss(sr, hr, weights.get("sr_gradient", 1.0))
+        parts["rec"] = self.recognition_loss(f_sr, targets, target_lengths)
         # on CPU budgets InfoNCE uses the first ``contrastive_subset`` pairs (still subset-1 negatives each)
         n = int(weights.get("contrastive_subset", 0)) or hr.shape[0]
         if weights.get("rec_hr", 0):

@@ -57,6 +57,21 @@ def test_recognition_loss_reaches_sr_branch(model):
     assert sum(float(p.grad.abs().sum()) for p in model.sr.parameters() if p.grad is not None) > 0
 
 
+def test_sr_pretraining_skips_the_recognizer(model, monkeypatch):
+    """With only the SR loss weighted, training_losses never runs the recognizer (and the SR branch still learns)."""
+    model.train()
+    model.zero_grad()
+
+    def no_recognizer(*args, **kwargs):
+        raise AssertionError("the recognizer ran during SR pre-training")
+
+    monkeypatch.setattr(model, "features", no_recognizer)
+    parts = model.training_losses(*_batch(), {"rec": 0.0, "rec_hr": 0.0, "sr": 1.0, "contrastive": 0.0, "feature": 0.0})
+    assert set(parts) == {"sr", "total"} and torch.equal(parts["total"], parts["sr"])
+    parts["total"].backward()
+    assert model.sr.tail.weight.grad is not None and model.sr.tail.weight.grad.abs().sum() > 0
+
+
 def test_feature_loss_pulls_lr_path_onto_hr_features(model):
     """``feature``: MSE between SR-path and HR encoder features; zero when the LR path sees the HR content."""
     model.eval()  # BatchNorm on running statistics: the same image must give the same features on both paths
