@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from lowres_ocr.network import load_checkpoint
+from lowres_ocr.network.model import RECOGNIZER_LOSSES
 from lowres_ocr.train import apply_override, load_config, resolve_config_path
 from lowres_ocr.train_commands import torchrun_command
 
@@ -122,7 +123,7 @@ def test_config_presets_and_overrides():
     assert stage["train"]["freeze"] == ["recognizer"] and stage["init_from"]
     pretrain = load_config("sr_pretrain")  # pixel losses only: nothing may route through the recognizer
     assert set(pretrain["train"]["freeze"]) == {"recognizer", "projection"}
-    assert not any(pretrain["loss_weights"][k] for k in ("rec", "rec_hr", "feature", "contrastive"))
+    assert not any(pretrain["loss_weights"][k] for k in RECOGNIZER_LOSSES)
     joint = load_config("joint_stage")  # starts from sr_pretrain's result; the feature loss would collapse here
     assert joint["init_from"] == f"{pretrain['output_dir']}/final.pt" and not joint["loss_weights"]["feature"]
 
@@ -213,7 +214,9 @@ def test_feature_loss_with_a_trainable_recognizer_is_refused(tmp_path):
     """The feature MSE against a trainable encoder collapses features: the trainer says so before training."""
     from lowres_ocr.train import Trainer
 
-    cfg = load_config("small", [f"output_dir={tmp_path}", "loss_weights.feature=1"])
+    from lowres_ocr.train import check_loss_weights
+
     with pytest.raises(ValueError, match="freeze.*recognizer"):
-        Trainer(cfg)
-    Trainer(load_config("small", [f"output_dir={tmp_path}", "loss_weights.feature=1", "train.freeze=[recognizer]"]))
+        Trainer(load_config("small", [f"output_dir={tmp_path / 'run'}", "loss_weights.feature=1"]))
+    assert not (tmp_path / "run").exists()  # refused before anything was set up
+    check_loss_weights(load_config("small", ["loss_weights.feature=1", "train.freeze=[recognizer]"]))
