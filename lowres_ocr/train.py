@@ -26,6 +26,7 @@ import yaml
 
 from lowres_ocr.charset import normalize_36
 from lowres_ocr.network import DEFAULT_LOSS_WEIGHTS, build_model, load_checkpoint, load_model, save_checkpoint
+from lowres_ocr.network.encoders import PPOCREncoder
 from lowres_ocr.network.model import merge
 from lowres_ocr.network.sr import bicubic_upsample
 from lowres_ocr.train_data import StepBatches, build_sources, load_eval_set
@@ -180,6 +181,27 @@ def initialise_from(path: Path, changes: dict[str, Any] | None) -> tuple[torch.n
     return model, sorted(set(own) - set(kept))
 
 
+REINITIALISABLE = ("recognizer",)
+
+
+def reinitialise(model: torch.nn.Module, parts: list[str]) -> None:
+    """Put ``parts`` of a model loaded with ``init_from`` back to their pretrained start (``reinit`` in the config).
+
+    ``recognizer``: encoder + CTC head from the PP-OCR weights in the rapidocr wheel, so a recognizer can learn to read
+    a pre-trained SR branch's output without having first adapted to bicubic inputs.
+    """
+    unknown = sorted(set(parts) - set(REINITIALISABLE))
+    if unknown:
+        raise ValueError(f"reinit: unknown part(s) {unknown} (expected some of {list(REINITIALISABLE)})")
+    if "recognizer" in parts:
+        rec = model.config["recognizer"]
+        if rec.get("type") != "ppocr" or model.config.get("decoder", "ctc") != "ctc":
+            raise ValueError("reinit: [recognizer] needs a PP-OCR recognizer with the CTC head (its pretrained start)")
+        encoder, head = PPOCREncoder.pretrained(rec.get("width", 192))
+        model.encoder.load_state_dict(encoder.state_dict())
+        model.head.load_state_dict(head.state_dict())
+
+
 def check_loss_weights(cfg: dict[str, Any]) -> None:
     """Refuse ``loss_weights.feature`` unless the recognizer is frozen.
 
@@ -245,6 +267,9 @@ class Trainer:
             if fresh and self.rank == 0:
                 print(f"init_from {init_from}: {len(fresh)} tensors start fresh (shape changed), e.g. {fresh[:3]}", flush=True)
             self.cfg["model"] = model.config
+            reinitialise(model, list(self.cfg.get("reinit") or []))
+        elif self.cfg.get("reinit"):
+            raise ValueError("reinit needs init_from: it resets parts of a loaded checkpoint")
         else:
             model = build_model(merge_model_config(self.cfg.get("model")))
         self.frozen = frozen_modules(model, list(self.tcfg.get("freeze") or []))

@@ -126,6 +126,8 @@ def test_config_presets_and_overrides():
     assert not any(pretrain["loss_weights"][k] for k in RECOGNIZER_LOSSES)
     joint = load_config("joint_stage")  # starts from sr_pretrain's result; the feature loss would collapse here
     assert joint["init_from"] == f"{pretrain['output_dir']}/final.pt" and not joint["loss_weights"]["feature"]
+    sharp = load_config("sharp_stage")  # sr_pretrain's SR, the recognizer back to its pretrained start
+    assert sharp["init_from"] == joint["init_from"] and sharp["reinit"] == ["recognizer"]
 
 
 def test_torchrun_command_topologies():
@@ -220,3 +222,38 @@ def test_feature_loss_with_a_trainable_recognizer_is_refused(tmp_path):
         Trainer(load_config("small", [f"output_dir={tmp_path / 'run'}", "loss_weights.feature=1"]))
     assert not (tmp_path / "run").exists()  # refused before anything was set up
     check_loss_weights(load_config("small", ["loss_weights.feature=1", "train.freeze=[recognizer]"]))
+
+
+def test_reinit_puts_the_recognizer_back_to_its_pretrained_weights():
+    """``reinit: [recognizer]`` (sharp_stage): encoder and CTC head back to the wheel's PP-OCR weights, SR kept."""
+    from lowres_ocr.network import build_model
+    from lowres_ocr.network.encoders import PPOCREncoder
+    from lowres_ocr.train import reinitialise
+
+    model = build_model(load_config("default")["model"])
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.5)
+    sr_before = {k: v.clone() for k, v in model.sr.state_dict().items()}
+    reinitialise(model, ["recognizer"])
+    encoder, head = PPOCREncoder.pretrained(model.config["recognizer"]["width"])
+    for mine, pretrained in ((model.encoder, encoder), (model.head, head)):
+        for (name, a), b in zip(mine.state_dict().items(), pretrained.state_dict().values()):
+            assert torch.equal(a, b), name
+    assert all(torch.equal(v, sr_before[k]) for k, v in model.sr.state_dict().items())
+    with pytest.raises(ValueError, match="unknown part"):
+        reinitialise(model, ["sr"])
+    with pytest.raises(ValueError, match="PP-OCR"):
+        reinitialise(build_model(load_config("small")["model"]), ["recognizer"])
+
+
+def test_reinit_without_init_from_is_refused(tmp_path):
+    from lowres_ocr.train import Trainer
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        trainer = Trainer(load_config("small", [f"output_dir={tmp_path / 'run'}", "reinit=[recognizer]"]))
+        with pytest.raises(ValueError, match="reinit needs init_from"):
+            trainer.build()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
