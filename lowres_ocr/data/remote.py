@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -228,7 +229,19 @@ class PullResult:
 
 def pull(root: str | Path | None = None, targets: list[str] | None = None, source: str = "auto",
          remote: str = DEFAULT_REMOTE, jobs: int | None = None, timeout: float = 1800) -> PullResult:
-    """``dvc pull`` of ``targets`` (default: everything) from ``remote``; see the module docstring."""
+    """``dvc pull`` of ``targets`` (default: everything) from ``remote``; see the module docstring.
+
+    dvc runs with a fresh, private site cache (``DVC_SITE_CACHE_DIR``). The shared one under /var/tmp/dvc keeps a
+    data index per checkout that can go stale: measured here, after the test suite had pulled one set into a clone, a
+    full pull of that clone answered "Everything is up to date", fetched nothing, failed its checkout and removed
+    all of ``data/`` (its git-tracked README included). A fresh index costs about 3 s on a pull of present sets.
+    """
+    with tempfile.TemporaryDirectory(prefix="dvc-site-") as site:
+        return _pull(root, targets, source, remote, jobs, timeout, {"DVC_SITE_CACHE_DIR": site})
+
+
+def _pull(root: str | Path | None, targets: list[str] | None, source: str, remote: str, jobs: int | None,
+          timeout: float, site_env: dict[str, str]) -> PullResult:
     t0 = time.perf_counter()
     root = repo_root(root)
     if source not in ("auto", "s3", "bundled"):
@@ -237,7 +250,7 @@ def pull(root: str | Path | None = None, targets: list[str] | None = None, sourc
         source = "s3" if s3_configured(root, remote) else "bundled"
     args = ["pull", "-r", remote] + (["-j", str(jobs)] if jobs else []) + list(targets or [])
     if source == "s3":
-        out = run_dvc(args, root, timeout=timeout)
+        out = run_dvc(args, root, env=dvc_env(site_env), timeout=timeout)
         return PullResult("s3", 0, time.perf_counter() - t0, out)
     store = root / BUNDLED_STORE
     if not store.is_dir():
@@ -246,7 +259,8 @@ def pull(root: str | Path | None = None, targets: list[str] | None = None, sourc
     with local_s3() as endpoint:
         seeded = seed_bucket(endpoint, remote_url(root, remote), store, objects)
         env = dvc_env({"AWS_ENDPOINT_URL_S3": endpoint, "AWS_ACCESS_KEY_ID": "bundled",
-                       "AWS_SECRET_ACCESS_KEY": "bundled", "AWS_DEFAULT_REGION": "us-east-1", "AWS_MAX_ATTEMPTS": "1"})
+                       "AWS_SECRET_ACCESS_KEY": "bundled", "AWS_DEFAULT_REGION": "us-east-1", "AWS_MAX_ATTEMPTS": "1",
+                       **site_env})
         env.pop("AWS_PROFILE", None)
         out = run_dvc(args, root, env=env, timeout=timeout)
     return PullResult("bundled", seeded, time.perf_counter() - t0, out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -81,8 +82,11 @@ def test_push_pull_round_trip_through_local_s3(tmp_path, clean_aws, monkeypatch)
         shutil.rmtree(repo / "data")
         shutil.rmtree(repo / ".dvc" / "cache")
         assert s3_configured(repo)
+        shared_site = Path(os.environ["DVC_SITE_CACHE_DIR"])  # stands for /var/tmp/dvc, whose index can go stale
+        shutil.rmtree(shared_site, ignore_errors=True)
         result = pull(repo, timeout=120)  # credentials + endpoint in the environment: the configured remote
         assert result.source == "s3" and result.seeded == 0
+        assert not shared_site.exists()  # pull ran dvc on a private, fresh site cache
     pulled = {p.relative_to(repo): _md5(p) for p in (repo / "data").rglob("*") if p.is_file()}
     assert pulled == originals
 
