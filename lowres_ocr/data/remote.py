@@ -232,8 +232,8 @@ def pull(root: str | Path | None = None, targets: list[str] | None = None, sourc
     """``dvc pull`` of ``targets`` (default: everything) from ``remote``; see the module docstring.
 
     dvc runs with a fresh, private site cache (``DVC_SITE_CACHE_DIR``). The shared one under /var/tmp/dvc keeps a
-    data index per checkout that can go stale: measured here, after the test suite had pulled one set into a clone, a
-    full pull of that clone answered "Everything is up to date", fetched nothing, failed its checkout and removed
+    data index per checkout that can go stale: measured here, after the test suite had run in a fresh clone, a full
+    pull of that clone answered "Everything is up to date", fetched nothing, failed its checkout and removed
     all of ``data/`` (its git-tracked README included). A fresh index costs about 3 s on a pull of present sets.
     """
     with tempfile.TemporaryDirectory(prefix="dvc-site-") as site:
