@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import signal
 import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import typer
 
@@ -62,18 +63,28 @@ def validate_command(repo: Path = typer.Option(..., "--repo", exists=True, file_
     typer.echo(f"valid: {', '.join(sorted(models))}")
 
 
-def _wait_for_signal(server: Any) -> int:
-    """Block until SIGINT/SIGTERM (returns 0) or until the server dies (returns its exit code, at least 1)."""
+@contextmanager
+def _stop_requested() -> Iterator[threading.Event]:
+    """An event set by SIGINT/SIGTERM while the block runs (previous handlers restored after).
+
+    Installed before the server starts, so a signal that comes right after the "ready" line (or during start-up)
+    still ends in a clean stop instead of killing this process and orphaning tritonserver.
+    """
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while not stop.wait(0.5):
-            if server.process.poll() is not None:
-                return server.process.returncode or 1
-        return 0
+        yield stop
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _wait_for_signal(server: Any, stop: threading.Event) -> int:
+    """Block until ``stop`` is set (returns 0) or until the server dies (returns its exit code, at least 1)."""
+    while not stop.wait(0.5):
+        if server.process.poll() is not None:
+            return server.process.returncode or 1
+    return 0
 
 
 @app.command("start")
@@ -90,13 +101,15 @@ def start_command(
 
     server = TritonServer(repo, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
                           ready_timeout=ready_timeout, log_path=log)
-    try:
-        server.start()
-    except (TritonNotAvailable, TritonStartError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(1) from None
-    typer.echo(f"tritonserver ready: HTTP {server.http_url}  gRPC {server.grpc_url}  (pid {server.process.pid}); Ctrl-C stops")
-    code = _wait_for_signal(server)
+    with _stop_requested() as stop:
+        try:
+            server.start()
+        except (TritonNotAvailable, TritonStartError) as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"tritonserver ready: HTTP {server.http_url}  gRPC {server.grpc_url}  (pid {server.process.pid}); "
+                   "Ctrl-C stops")
+        code = _wait_for_signal(server, stop)
     if code:
         typer.echo(f"tritonserver exited unexpectedly (rc={code}):\n{server.log_tail()}", err=True)
     rc = server.stop()
