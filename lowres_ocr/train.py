@@ -202,21 +202,25 @@ def reinitialise(model: torch.nn.Module, parts: list[str]) -> None:
         model.head.load_state_dict(head.state_dict())
 
 
-def check_loss_weights(cfg: dict[str, Any]) -> None:
-    """Refuse ``loss_weights.feature`` unless the recognizer is frozen.
+def check_config(cfg: dict[str, Any]) -> None:
+    """Refuse combinations that cannot work, before the trainer has side effects.
 
-    Measured: against a trainable encoder the MSE is cut by shrinking both sides' features (validation fell from 78.5 %
-    to 68 % in 100 steps); it needs the fixed HR features of a frozen recognizer.
+    - ``loss_weights.feature`` unless the recognizer is frozen. Measured: against a trainable encoder the MSE is cut by
+      shrinking both sides' features (validation fell from 78.5 % to 68 % in 100 steps); it needs the fixed HR features
+      of a frozen recognizer.
+    - ``reinit`` without ``init_from``: there is no loaded checkpoint to reset parts of.
     """
     if (cfg.get("loss_weights") or {}).get("feature") and "recognizer" not in (cfg["train"].get("freeze") or []):
         raise ValueError("loss_weights.feature needs train.freeze to include 'recognizer': against a trainable "
                          "encoder the feature MSE collapses the features instead of improving the SR path")
+    if cfg.get("reinit") and not cfg.get("init_from"):
+        raise ValueError("reinit needs init_from: it resets parts of a loaded checkpoint")
 
 
 # -- the loop -----------------------------------------------------------------------------------------
 class Trainer:
     def __init__(self, cfg: dict[str, Any], root: Path = Path(".")):
-        check_loss_weights(cfg)  # before any side effect (threads, process group, output folder, signal handler)
+        check_config(cfg)  # before any side effect (threads, process group, output folder, signal handler)
         self.cfg = cfg
         self.root = root
         self.rank, self.world, self.local_rank, self.device = setup_distributed()
@@ -268,8 +272,6 @@ class Trainer:
                 print(f"init_from {init_from}: {len(fresh)} tensors start fresh (shape changed), e.g. {fresh[:3]}", flush=True)
             self.cfg["model"] = model.config
             reinitialise(model, list(self.cfg.get("reinit") or []))
-        elif self.cfg.get("reinit"):
-            raise ValueError("reinit needs init_from: it resets parts of a loaded checkpoint")
         else:
             model = build_model(merge_model_config(self.cfg.get("model")))
         self.frozen = frozen_modules(model, list(self.tcfg.get("freeze") or []))
