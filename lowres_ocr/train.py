@@ -217,6 +217,13 @@ def check_config(cfg: dict[str, Any]) -> None:
         raise ValueError("reinit needs init_from: it resets parts of a loaded checkpoint")
 
 
+def _leave_sigterm_to_the_trainer(worker_id: int) -> None:
+    """DataLoader workers ignore SIGTERM: torchrun (and so a PyTorchJob being stopped) signals each worker's whole
+    process group, and a loader worker dying of it made the trainer crash ("DataLoader worker ... is killed by signal:
+    Terminated") instead of writing its SIGTERM checkpoint. The trainer shuts its workers down when it exits."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 # -- the loop -----------------------------------------------------------------------------------------
 class Trainer:
     def __init__(self, cfg: dict[str, Any], root: Path = Path(".")):
@@ -328,7 +335,8 @@ class Trainer:
         batches = StepBatches(sources, weights, int(self.tcfg["batch_size"]), int(self.cfg.get("seed", 1)), self.rank, self.world, steps)
         workers = int(self.tcfg.get("num_workers", 0))
         return torch.utils.data.DataLoader(batches, batch_size=None, sampler=list(range(self.step, steps)), num_workers=workers,
-                                           prefetch_factor=2 if workers else None, persistent_workers=False)
+                                           prefetch_factor=2 if workers else None, persistent_workers=False,
+                                           worker_init_fn=_leave_sigterm_to_the_trainer)
 
     def run(self) -> int:
         self.build()

@@ -91,21 +91,24 @@ def test_sigkill_then_resume_continues(tmp_path, real_pairs_dir, real_words_dir)
 
 
 def test_sigterm_writes_a_checkpoint(tmp_path, real_pairs_dir, real_words_dir):
+    """SIGTERM to the whole process group, as torchrun sends it (loader workers included)."""
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "lowres_ocr.train", "--config", "small", "--output-dir", str(out),
-           *_overrides(real_pairs_dir, real_words_dir, train__steps=100000, train__checkpoint_every=100000, train__val_every=0)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env())
+           *_overrides(real_pairs_dir, real_words_dir, train__steps=100000, train__checkpoint_every=100000, train__val_every=0,
+                       train__num_workers=1)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env(), start_new_session=True)
     try:
         deadline = time.time() + 240
         while time.time() < deadline and not ((out / "metrics.jsonl").exists() and len(_records(out)) >= 3):
             assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
             time.sleep(0.2)
-        proc.send_signal(signal.SIGTERM)
+        os.killpg(proc.pid, signal.SIGTERM)
         code = proc.wait(60)
     finally:
         if proc.poll() is None:
-            proc.kill()
-    assert code == 128 + signal.SIGTERM
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert code == 128 + signal.SIGTERM, proc.stderr.read().decode()[-2000:]
     assert load_checkpoint(out / "last.pt")["step"] >= 3
     assert any(r.get("event") == "sigterm" for r in _records(out))
 
