@@ -15,7 +15,7 @@ import torch
 
 from lowres_ocr.network import load_checkpoint
 from lowres_ocr.network.model import RECOGNIZER_LOSSES
-from lowres_ocr.train import apply_override, load_config, resolve_config_path
+from lowres_ocr.train import apply_override, check_config, load_config, resolve_config_path
 from lowres_ocr.train_commands import torchrun_command
 
 
@@ -131,6 +131,13 @@ def test_config_presets_and_overrides():
     assert joint["init_from"] == f"{pretrain['output_dir']}/final.pt" and not joint["loss_weights"]["feature"]
     sharp = load_config("sharp_stage")  # sr_pretrain's SR, the recognizer back to its pretrained start
     assert sharp["init_from"] == joint["init_from"] and sharp["reinit"] == ["recognizer"]
+    hr = load_config("hr_stage")  # the TextZoom protocol's recognizer: HR crops only, SR frozen and not run
+    assert hr["reinit"] == ["recognizer"] and "sr" in hr["train"]["freeze"]
+    assert [k for k in ("rec", "feature", "contrastive") if hr["loss_weights"][k]] == [] and hr["loss_weights"]["rec_hr"]
+    task = load_config("sr_task_hr")  # then only the SR branch learns, through that recognizer, frozen
+    assert task["init_from"] == f"{hr['output_dir']}/final.pt" and "recognizer" in task["train"]["freeze"]
+    for cfg in (hr, task):
+        check_config(cfg)
 
 
 def test_torchrun_command_topologies():
@@ -217,7 +224,7 @@ def test_cpu_threads_follow_omp_num_threads_else_split_cores(monkeypatch, env, e
 
 def test_feature_loss_with_a_trainable_recognizer_is_refused(tmp_path):
     """The feature MSE against a trainable encoder collapses features: the trainer says so before training."""
-    from lowres_ocr.train import Trainer, check_config
+    from lowres_ocr.train import Trainer
 
     with pytest.raises(ValueError, match="freeze.*recognizer"):
         Trainer(load_config("small", [f"output_dir={tmp_path / 'run'}", "loss_weights.feature=1"]))

@@ -113,8 +113,13 @@ class LowResOCR(nn.Module):
 
     def _recognizer_losses(self, sr: torch.Tensor, hr: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor,
                            weights: dict[str, float]) -> dict[str, torch.Tensor]:
-        f_sr = self.features(sr)
-        parts = {"rec": self.recognition_loss(f_sr, targets, target_lengths)}
+        parts: dict[str, torch.Tensor] = {}
+        # the SR path through the recognizer only when a weighted part uses it: HR-only recognizer training
+        # (``rec_hr`` alone, the TextZoom protocol's recognizer) skips its forward and backward pass
+        sr_path = any(weights.get(k, 0) for k in ("rec", "feature", "contrastive"))
+        if sr_path:
+            f_sr = self.features(sr)
+            parts["rec"] = self.recognition_loss(f_sr, targets, target_lengths)
         # on CPU budgets InfoNCE uses the first ``contrastive_subset`` pairs (still subset-1 negatives each)
         n = int(weights.get("contrastive_subset", 0)) or hr.shape[0]
         if weights.get("rec_hr", 0):

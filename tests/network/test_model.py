@@ -72,6 +72,18 @@ def test_sr_pretraining_skips_the_recognizer(model, monkeypatch):
     assert model.sr.tail.weight.grad is not None and model.sr.tail.weight.grad.abs().sum() > 0
 
 
+def test_hr_only_recognizer_training_reads_only_hr(model, monkeypatch):
+    """With only ``rec_hr`` weighted (the TextZoom protocol's HR recognizer), the SR output never reaches the recognizer."""
+    model.train()
+    lr, hr, targets, lengths = _batch()
+    seen = []
+    features = model.features
+    monkeypatch.setattr(model, "features", lambda image: seen.append(image) or features(image))
+    parts = model.training_losses(lr, hr, targets, lengths, {"rec": 0.0, "rec_hr": 1.0, "sr": 0.0, "contrastive": 0.0})
+    assert set(parts) == {"sr", "rec_hr", "total"} and len(seen) == 1 and seen[0] is hr
+    assert torch.isfinite(parts["total"]) and torch.equal(parts["total"], parts["rec_hr"])
+
+
 def test_feature_loss_pulls_lr_path_onto_hr_features(model):
     """``feature``: MSE between SR-path and HR encoder features; zero when the LR path sees the HR content."""
     model.eval()  # BatchNorm on running statistics: the same image must give the same features on both paths
