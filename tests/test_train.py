@@ -136,7 +136,9 @@ def test_config_presets_and_overrides():
     assert [k for k in ("rec", "feature", "contrastive") if hr["loss_weights"][k]] == [] and hr["loss_weights"]["rec_hr"]
     task = load_config("sr_task_hr")  # then only the SR branch learns, through that recognizer, frozen
     assert task["init_from"] == f"{hr['output_dir']}/final.pt" and "recognizer" in task["train"]["freeze"]
-    for cfg in (hr, task):
+    tuned = load_config("protocol_finetune")  # then the recognizer learns to read that SR output, SR frozen
+    assert "sr" in tuned["train"]["freeze"] and tuned["loss_weights"]["rec"] and not tuned["loss_weights"]["sr"]
+    for cfg in (hr, task, tuned):
         check_config(cfg)
 
 
