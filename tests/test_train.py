@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from lowres_ocr.network import load_checkpoint
-from lowres_ocr.network.model import RECOGNIZER_LOSSES
+from lowres_ocr.network.model import RECOGNIZER_LOSSES, SR_PATH_LOSSES
 from lowres_ocr.train import apply_override, check_config, load_config, resolve_config_path
 from lowres_ocr.train_commands import torchrun_command
 
@@ -131,9 +131,9 @@ def test_config_presets_and_overrides():
     assert joint["init_from"] == f"{pretrain['output_dir']}/final.pt" and not joint["loss_weights"]["feature"]
     sharp = load_config("sharp_stage")  # sr_pretrain's SR, the recognizer back to its pretrained start
     assert sharp["init_from"] == joint["init_from"] and sharp["reinit"] == ["recognizer"]
-    hr = load_config("hr_stage")  # the TextZoom protocol's recognizer: HR crops only, SR frozen and not run
+    hr = load_config("hr_stage")  # the TextZoom protocol's recognizer: HR crops only, SR frozen and its output unread
     assert hr["reinit"] == ["recognizer"] and "sr" in hr["train"]["freeze"]
-    assert [k for k in ("rec", "feature", "contrastive") if hr["loss_weights"][k]] == [] and hr["loss_weights"]["rec_hr"]
+    assert [k for k in SR_PATH_LOSSES if hr["loss_weights"][k]] == [] and hr["loss_weights"]["rec_hr"]
     task = load_config("sr_task_hr")  # then only the SR branch learns, through that recognizer, frozen
     assert task["init_from"] == f"{hr['output_dir']}/final.pt" and "recognizer" in task["train"]["freeze"]
     tuned = load_config("protocol_finetune")  # then the recognizer learns to read that SR output, SR frozen

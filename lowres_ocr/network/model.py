@@ -30,7 +30,8 @@ DEFAULT_MODEL: dict[str, Any] = {
 }
 
 DEFAULT_LOSS_WEIGHTS: dict[str, float] = {"rec": 1.0, "rec_hr": 0.0, "sr": 1.0, "sr_gradient": 1.0, "contrastive": 0.1, "feature": 0.0}
-RECOGNIZER_LOSSES = ("rec", "rec_hr", "feature", "contrastive")  # the loss parts that run the recognizer
+SR_PATH_LOSSES = ("rec", "feature", "contrastive")  # the loss parts that run the recognizer on the SR output
+RECOGNIZER_LOSSES = (*SR_PATH_LOSSES, "rec_hr")  # the loss parts that run the recognizer at all
 
 
 def merge(base: dict[str, Any], override: dict[str, Any] | None) -> dict[str, Any]:
@@ -116,8 +117,7 @@ class LowResOCR(nn.Module):
         parts: dict[str, torch.Tensor] = {}
         # the SR path through the recognizer only when a weighted part uses it: HR-only recognizer training
         # (``rec_hr`` alone, the TextZoom protocol's recognizer) skips its forward and backward pass
-        sr_path = any(weights.get(k, 0) for k in ("rec", "feature", "contrastive"))
-        if sr_path:
+        if any(weights.get(k, 0) for k in SR_PATH_LOSSES):
             f_sr = self.features(sr)
             parts["rec"] = self.recognition_loss(f_sr, targets, target_lengths)
         # on CPU budgets InfoNCE uses the first ``contrastive_subset`` pairs (still subset-1 negatives each)
