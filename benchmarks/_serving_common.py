@@ -20,7 +20,7 @@ def default_crops_dir() -> Path:
 
 
 def load_crops(source: Path, count: int) -> list[tuple[str, bytes]]:
-    from lowres_ocr.export import iter_crops
+    from lowres_ocr.export.parity import iter_crops
 
     crops = []
     for item in iter_crops(source):
@@ -36,7 +36,7 @@ def resolve_onnx(onnx: Path | None, weights: Path | None) -> tuple[Path, str]:
         return onnx, str(onnx)
     import torch
 
-    from lowres_ocr.export import export_onnx
+    from lowres_ocr.export.onnx_export import export_onnx
     from lowres_ocr.network import build_model, load_model
 
     out = Path(tempfile.mkdtemp(prefix="lowres_ocr_bench_")) / "model.onnx"

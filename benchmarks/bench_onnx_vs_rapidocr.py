@@ -4,7 +4,7 @@
 
 Both sides do the whole per-crop work from encoded bytes to text: decode + resize + normalize, ONNX
 Runtime, CTC greedy decoding. Ours: ``image_bytes_to_input`` (16×64) → exported model (SR + recognizer)
-→ ``lowres_ocr.decoding.decode``. rapidocr: PIL decode → BGR array → its ``TextRecognizer`` (PP-OCRv6 small rec, 48×W
+→ ``lowres_ocr.core.decoding.decode``. rapidocr: PIL decode → BGR array → its ``TextRecognizer`` (PP-OCRv6 small rec, 48×W
 input, its own preprocessing and decoding). Measured at batch 1 (crop by crop) and batch 32, same ORT
 thread count, best of ``--repeat`` passes; prints crops/s, the ratio ours/rapidocr, and word accuracy
 (36-char protocol) of both on the crops for context.
@@ -50,8 +50,8 @@ def best_rate(fn: Callable[[list[bytes]], list[str]], crops: list[bytes], batch:
 
 
 def ours(onnx: Path, threads: int) -> Callable[[list[bytes]], list[str]]:
-    from lowres_ocr.decoding import decode
-    from lowres_ocr.export import ort_session, read_metadata
+    from lowres_ocr.core.decoding import decode
+    from lowres_ocr.export.onnx_export import ort_session, read_metadata
     from lowres_ocr.serving.image_input import image_bytes_to_input
 
     session = ort_session(onnx, threads)
@@ -90,7 +90,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
 
-    from lowres_ocr.charset import normalize_36
+    from lowres_ocr.core.charset import normalize_36
 
     onnx, origin = resolve_onnx(args.onnx, args.weights)
     source = args.data or default_crops_dir()

@@ -7,7 +7,7 @@ one crop per request, round-robin over the real crops, for a fixed duration; pri
 latency, errors (must be 0: exit 1 otherwise) and the ratio to the in-process baseline.
 
 Baseline (same process as the harness, same crops, same work per crop): encoded bytes →
-``image_bytes_to_input`` → ONNX Runtime (default threads = all cores) on a batch of 1 → ``lowres_ocr.decoding.decode``,
+``image_bytes_to_input`` → ONNX Runtime (default threads = all cores) on a batch of 1 → ``lowres_ocr.core.decoding.decode``,
 one crop after the other. It is measured before and after the server runs; the ratio uses their mean.
 """
 
@@ -45,8 +45,8 @@ class Cell:
 
 def in_process_rate(onnx: Path, crops: list[tuple[str, bytes]], duration: float) -> float:
     """Crops/s of the in-process pipeline, one crop per call, for ``duration`` seconds."""
-    from lowres_ocr.decoding import decode
-    from lowres_ocr.export import ort_session, read_metadata
+    from lowres_ocr.core.decoding import decode
+    from lowres_ocr.export.onnx_export import ort_session, read_metadata
     from lowres_ocr.serving.image_input import image_bytes_to_input
 
     session = ort_session(onnx)

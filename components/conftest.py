@@ -44,7 +44,7 @@ def data_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def lmdb_dir(data_dir, tmp_path_factory) -> Path:
-    from lowres_ocr.pipeline_steps import build_lmdbs
+    from lowres_ocr.data.steps import build_lmdbs
 
     out = tmp_path_factory.mktemp("lmdb") / "lmdb"
     build_lmdbs(data_dir, out)
@@ -67,7 +67,7 @@ def model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def onnx_dir(model_dir, data_dir, tmp_path_factory) -> Path:
-    from lowres_ocr.pipeline_steps import export_onnx
+    from lowres_ocr.export.steps import export_onnx
 
     out = tmp_path_factory.mktemp("onnx")
     export_onnx(model_dir / "model.pt", out, data_dir / "svt_test", 20)
@@ -77,7 +77,7 @@ def onnx_dir(model_dir, data_dir, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def evaluation(model_dir, data_dir, tmp_path_factory) -> tuple[Path, dict]:
     """(predictions artifact dir, step result) of the evaluation of the tiny model, smoke crops from textzoom_easy."""
-    from lowres_ocr.pipeline_steps import evaluate
+    from lowres_ocr.evaluation.steps import evaluate
 
     base = tmp_path_factory.mktemp("evaluate")
     pred = base / "predictions"

@@ -15,21 +15,16 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="Low-resoluti
 # (group name, module holding a typer app called ``app``, help)
 _GROUPS = [
     ("data", "lowres_ocr.data.commands", "Datasets: synthesis, LMDB building, inspection, DVC."),
-    ("train", "lowres_ocr.train_commands", "Train the multi-task network (wraps torchrun)."),
-    ("evaluate", "lowres_ocr.evaluate_commands", "Benchmark evaluation, reports and the deploy gate."),
-    ("export", "lowres_ocr.export_commands", "ONNX export and TensorRT conversion."),
+    ("train", "lowres_ocr.train.commands", "Train the multi-task network (wraps torchrun)."),
+    ("evaluate", "lowres_ocr.evaluation.commands", "Benchmark evaluation, reports and the deploy gate."),
+    ("export", "lowres_ocr.export.commands", "ONNX export and TensorRT conversion."),
     ("serve", "lowres_ocr.serving.commands", "Triton model repository and a local tritonserver."),
     ("infer", "lowres_ocr.serving.infer_commands", "Query a Triton endpoint over HTTP or gRPC."),
-    ("pipeline", "lowres_ocr.pipeline_commands", "Compile or run the Kubeflow pipeline (embedded or on a cluster)."),
+    ("pipeline", "lowres_ocr.pipeline.commands", "Compile or run the Kubeflow pipeline (embedded or on a cluster)."),
 ]
 
 for _name, _module, _help in _GROUPS:
-    try:
-        _sub = importlib.import_module(_module).app
-    except ModuleNotFoundError as _err:  # stage not built into this checkout yet
-        if _err.name != _module:
-            raise
-        continue
+    _sub = importlib.import_module(_module).app
     if isinstance(_sub, typer.Typer):
         app.add_typer(_sub, name=_name, help=_help)
     else:  # a plain function: a single command

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from lowres_ocr.train import build_sources, frozen_modules, initialise_from, load_config, lr_lambda, set_train_mode, validate
-from lowres_ocr.train_data import StepBatches, load_eval_set
+from lowres_ocr.train.trainer import build_sources, frozen_modules, initialise_from, load_config, lr_lambda, set_train_mode, validate
+from lowres_ocr.train.batches import StepBatches, load_eval_set
 
 
 def main() -> None:

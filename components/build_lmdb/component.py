@@ -8,7 +8,7 @@ def build_lmdb(data: dsl.Input[dsl.Dataset], lmdb: dsl.Output[dsl.Dataset]) -> i
     """One LMDB (ASTER / TextZoom keys) per dataset folder; returns the number of samples kept."""
     from pathlib import Path
 
-    from lowres_ocr.pipeline_steps import build_lmdbs
+    from lowres_ocr.data.steps import build_lmdbs
 
     info = build_lmdbs(Path(data.path), Path(lmdb.path))
     lmdb.metadata.update(info)

@@ -11,7 +11,7 @@ def build_triton_repo(onnx_model: dsl.Input[dsl.Model], repo: dsl.Output[dsl.Mod
     """Triton ensemble repository (preprocess → recognizer → decode); ``local`` target: python-backend recognizer."""
     from pathlib import Path
 
-    from lowres_ocr.pipeline_steps import build_triton_repo as step
+    from lowres_ocr.serving.steps import build_triton_repo as step
 
     plan_file = Path(plan.path) / "model.plan" if plan is not None and (Path(plan.path) / "model.plan").is_file() else None
     info = step(Path(onnx_model.path) / "model.onnx", Path(repo.path), plan_file, deploy_target == "local")

@@ -20,12 +20,13 @@ def deploy_triton(
     from collections import namedtuple
     from pathlib import Path
 
-    from lowres_ocr import pipeline_steps
+    from lowres_ocr.cluster.steps import deploy_cluster
+    from lowres_ocr.serving.steps import deploy_local
 
     if deploy_target == "local":
-        info = pipeline_steps.deploy_local(Path(repo.path), Path(endpoint.path).with_suffix(".server"))
+        info = deploy_local(Path(repo.path), Path(endpoint.path).with_suffix(".server"))
     else:
-        info = pipeline_steps.deploy_cluster(deploy_target, Path(repo.path), storage_uri, namespace, gpus, triton_image)
+        info = deploy_cluster(deploy_target, Path(repo.path), storage_uri, namespace, gpus, triton_image)
     Path(endpoint.path).write_text(json.dumps(info, indent=1))
     endpoint.metadata.update(info)
     print(info)

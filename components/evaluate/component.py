@@ -24,7 +24,7 @@ def evaluate(
     import json
     from pathlib import Path
 
-    from lowres_ocr.pipeline_steps import evaluate as step
+    from lowres_ocr.evaluation.steps import evaluate as step
 
     out = Path(report.path).with_suffix(".d")
     pred = Path(predictions.path)

@@ -9,7 +9,7 @@ def export_onnx(model: dsl.Input[dsl.Model], data: dsl.Input[dsl.Dataset], onnx_
     """Export ``LowResOCR.infer`` to ONNX (dynamic batch) and check parity with PyTorch on real crops."""
     from pathlib import Path
 
-    from lowres_ocr.pipeline_steps import export_onnx as step
+    from lowres_ocr.export.steps import export_onnx as step
 
     info = step(Path(model.path) / "model.pt", Path(onnx_model.path), Path(data.path) / parity_set, parity_count)
     onnx_model.metadata.update(info)

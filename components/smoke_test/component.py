@@ -9,7 +9,7 @@ def smoke_test(endpoint: dsl.Input[dsl.Artifact], predictions: dsl.Input[dsl.Dat
     import json
     from pathlib import Path
 
-    from lowres_ocr.pipeline_steps import smoke
+    from lowres_ocr.serving.steps import smoke
 
     info = json.loads(Path(endpoint.path).read_text())
     pred_dir = Path(predictions.path)

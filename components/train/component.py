@@ -24,15 +24,15 @@ def train(
     import json
     from pathlib import Path
 
-    from lowres_ocr import pipeline_steps
+    from lowres_ocr.train.steps import train_cluster, train_local
 
     out = Path(model.path)
     if launcher == "local":
-        info = pipeline_steps.train_local(Path(lmdb.path), out, preset, nproc_per_node, steps, init_from)
+        info = train_local(Path(lmdb.path), out, preset, nproc_per_node, steps, init_from)
     else:
         run_id = hashlib.sha1(model.uri.encode()).hexdigest()[:12]
-        info = pipeline_steps.train_cluster(Path(lmdb.path), out, launcher, preset, nnodes, nproc_per_node, gpus, steps,
-                                            init_from, image, namespace, run_id, float(timeout_s))
+        info = train_cluster(Path(lmdb.path), out, launcher, preset, nnodes, nproc_per_node, gpus, steps,
+                             init_from, image, namespace, run_id, float(timeout_s))
     model.metadata.update({"preset": preset, "launcher": launcher, "nnodes": nnodes, "nproc_per_node": nproc_per_node})
     for key, value in info.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -19,10 +19,10 @@ from typing import Iterator
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from lowres_ocr.charset import CHARSET, MAX_LABEL_LENGTH
+from lowres_ocr.core.charset import CHARSET, MAX_LABEL_LENGTH
 from lowres_ocr.data.datasets import LABELS, REASONS, DatasetFolder, Problem, label_problem, read_folder
 from lowres_ocr.data.lmdb_io import LmdbWriter
-from lowres_ocr.preprocess import HR_SIZE, LR_SIZE
+from lowres_ocr.core.geometry import HR_SIZE, LR_SIZE
 
 
 @dataclass

@@ -21,7 +21,7 @@ def _error(message: object) -> None:
 
 
 def _charset(name: str) -> str | None:
-    from lowres_ocr.charset import CHARSET, CHARSET_36
+    from lowres_ocr.core.charset import CHARSET, CHARSET_36
 
     if name not in CHARSETS:
         raise typer.BadParameter(f"--charset must be one of {', '.join(CHARSETS)}, got {name!r}")

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from lowres_ocr.charset import CHARSET, outside_charset
+from lowres_ocr.core.charset import CHARSET, outside_charset
 
 LABELS = "labels.tsv"
 

@@ -25,9 +25,9 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from lowres_ocr.charset import MAX_LABEL_LENGTH, outside_charset
+from lowres_ocr.core.charset import MAX_LABEL_LENGTH, outside_charset
 from lowres_ocr.data.degrade import degrade_array
-from lowres_ocr.preprocess import HR_SIZE
+from lowres_ocr.core.geometry import HR_SIZE
 
 FONT_DIR = Path(__file__).resolve().parent.parent / "fonts"
 WORDS_FILE = Path(__file__).resolve().parent / "resources" / "words.txt"

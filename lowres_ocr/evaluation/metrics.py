@@ -2,7 +2,7 @@
 
 Text protocol (see docs/report-schema.md):
 
-- ``accuracy`` (the headline): exact match after ``lowres_ocr.charset.normalize_36`` on both sides
+- ``accuracy`` (the headline): exact match after ``lowres_ocr.core.charset.normalize_36`` on both sides
   (accents folded, lower-cased, only ``[0-9a-z]`` kept);
 - ``accuracy_cs``: exact match after ``fold_to_ascii`` on both sides (case and punctuation kept,
   accents folded, spaces dropped: the 94-char charset has no space);
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lowres_ocr.charset import CHARSET, MAX_LABEL_LENGTH, fold_to_ascii, normalize_36, outside_charset
+from lowres_ocr.core.charset import CHARSET, MAX_LABEL_LENGTH, fold_to_ascii, normalize_36, outside_charset
 
 PSNR_CAP = 100.0
 SSIM_WINDOW = 11

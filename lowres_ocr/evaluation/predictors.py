@@ -1,9 +1,9 @@
 """Everything that turns crops into text behind one interface: a checkpoint, an ONNX file, a Triton endpoint.
 
-``Predictor.predict(images, mode, batch_size)`` returns one :class:`~lowres_ocr.decoding.Decoded` per PIL
+``Predictor.predict(images, mode, batch_size)`` returns one :class:`~lowres_ocr.core.decoding.Decoded` per PIL
 image. Modes (CONTRACTS.md): ``sr`` (image → 16×64 → SR → recognizer), ``bicubic`` (image → 16×64 →
 bicubic 32×128 → recognizer), ``hr`` (image → 32×128 → recognizer). The exported graph and the Triton
-ensemble only hold the deployed path, so they support ``sr`` alone; peers (lowres_ocr.peers) read the
+ensemble only hold the deployed path, so they support ``sr`` alone; peers (lowres_ocr.evaluation.peers) read the
 image as it is (modes ``lr`` and ``hr`` say which image of a pair they were given).
 """
 
@@ -16,8 +16,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
-from lowres_ocr.decoding import Decoded
-from lowres_ocr.preprocess import LR_SIZE, batch_arrays
+from lowres_ocr.core.decoding import Decoded
+from lowres_ocr.core.geometry import LR_SIZE, batch_arrays
 
 
 @runtime_checkable
@@ -38,12 +38,12 @@ def _check_mode(p: Predictor, mode: str) -> None:
 
 
 class TorchPredictor:
-    """A checkpoint through ``lowres_ocr.inference.Recognizer`` (CPU or GPU)."""
+    """A checkpoint through ``lowres_ocr.network.inference.Recognizer`` (CPU or GPU)."""
 
     modes = ("sr", "bicubic", "hr")
 
     def __init__(self, weights: str | Path, device: str = "cpu", beam_width: int = 0) -> None:
-        from lowres_ocr.inference import Recognizer
+        from lowres_ocr.network.inference import Recognizer
 
         path = Path(weights)
         if not path.is_file():
@@ -70,7 +70,7 @@ class OnnxPredictor:
     def __init__(self, onnx_path: str | Path, threads: int = 0) -> None:
         import onnxruntime as ort
 
-        from lowres_ocr.export import read_metadata
+        from lowres_ocr.export.onnx_export import read_metadata
 
         path = Path(onnx_path)
         if not path.is_file():
@@ -91,7 +91,7 @@ class OnnxPredictor:
         return np.concatenate(outs) if outs else np.zeros((0,), dtype=np.float32)
 
     def predict(self, images: list[Image.Image], mode: str, batch_size: int) -> list[Decoded]:
-        from lowres_ocr.decoding import decode
+        from lowres_ocr.core.decoding import decode
 
         _check_mode(self, mode)
         return decode(self._run(images, batch_size, "probs"), self.decoder) if images else []

@@ -13,7 +13,7 @@ from typing import Any
 
 from PIL import Image
 
-from lowres_ocr.charset import normalize_36
+from lowres_ocr.core.charset import normalize_36
 from lowres_ocr.evaluation.runner import Artifacts
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]

@@ -15,12 +15,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from lowres_ocr.charset import MAX_LABEL_LENGTH, normalize_36
-from lowres_ocr.decoding import Decoded
+from lowres_ocr.core.charset import MAX_LABEL_LENGTH, normalize_36
+from lowres_ocr.core.decoding import Decoded
 from lowres_ocr.evaluation.metrics import Score, Tally, label_filter, psnr, score, ssim, tally, weighted_average
 from lowres_ocr.evaluation.predictors import Predictor
-from lowres_ocr.evaluation.sets import EvalSet, load_set
-from lowres_ocr.preprocess import HR_SIZE, LR_SIZE, BadImageError, decode_image, to_array
+from lowres_ocr.data.reader import EvalSet, load_set
+from lowres_ocr.core.geometry import HR_SIZE, LR_SIZE, to_array
+from lowres_ocr.core.images import BadImageError, decode_image
 
 SCHEMA_VERSION = 1
 #: Which image of a sample each mode reads.
@@ -195,7 +196,7 @@ def image_quality(p: Predictor, samples: list[UsableSample], batch_size: int) ->
 
 
 def to_uint8(chw: np.ndarray) -> Image.Image:
-    from lowres_ocr.preprocess import to_uint8_image
+    from lowres_ocr.core.images import to_uint8_image
 
     return to_uint8_image(chw)
 

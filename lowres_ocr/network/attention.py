@@ -2,7 +2,7 @@
 
 Class 0 is end-of-sequence here (the CTC blank id is reused, so the 95-class layout is the same).
 ``greedy`` runs a fixed ``max_len + 1`` steps with no data-dependent exit, so it exports to ONNX; the
-output is per-step probabilities, decoded by ``lowres_ocr.decoding.attention_greedy``. ``beam_search`` is
+output is per-step probabilities, decoded by ``lowres_ocr.core.decoding.attention_greedy``. ``beam_search`` is
 for in-process use.
 """
 
@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lowres_ocr.charset import MAX_LABEL_LENGTH, NUM_CLASSES
+from lowres_ocr.core.charset import MAX_LABEL_LENGTH, NUM_CLASSES
 
 EOS = 0
 

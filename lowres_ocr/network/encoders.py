@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lowres_ocr.charset import CHARSET
+from lowres_ocr.core.charset import CHARSET
 from lowres_ocr.network.onnx_import import OnnxGraphModule
 
 PPOCR_REC_FILE = "PP-OCRv6_rec_small.onnx"

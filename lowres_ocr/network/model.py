@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lowres_ocr.charset import NUM_CLASSES
+from lowres_ocr.core.charset import NUM_CLASSES
 from lowres_ocr.network.attention import AttentionDecoder, attention_targets
 from lowres_ocr.network.encoders import PPOCREncoder, ResNetEncoder
 from lowres_ocr.network.losses import attention_loss, ctc_loss, info_nce, sr_loss

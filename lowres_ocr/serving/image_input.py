@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from lowres_ocr.preprocess import LR_SIZE, BadImageError, decode_image, to_array
+from lowres_ocr.core.geometry import LR_SIZE, to_array
+from lowres_ocr.core.images import BadImageError, decode_image
 
 MAX_BYTES = 8 * 1024 * 1024
 MIN_SIDE = 4
@@ -63,7 +64,7 @@ def check_header(data: bytes, limits: ImageLimits, name: str) -> tuple[int, int]
 
 
 def image_bytes_to_input(data: bytes, limits: ImageLimits = ImageLimits(), name: str = "image") -> np.ndarray:
-    """Encoded image → float32 [3, 16, 64] in [0, 1] (``lowres_ocr.preprocess`` semantics); raises BadImageError."""
+    """Encoded image → float32 [3, 16, 64] in [0, 1] (``lowres_ocr.core.geometry`` semantics); raises BadImageError."""
     data = bytes(data)
     check_header(data, limits, name)
     return to_array(decode_image(data, name), LR_SIZE)

@@ -23,17 +23,19 @@ from pathlib import Path
 import onnx
 
 import lowres_ocr
-from lowres_ocr import charset as charset_module
-from lowres_ocr import decoding, preprocess
+from lowres_ocr.core import charset as charset_module
+from lowres_ocr.core import decoding
+from lowres_ocr.core import geometry, images
 from lowres_ocr.serving import configs, image_input
 from lowres_ocr.serving.configs import Scheduling
 from lowres_ocr.serving.image_input import ImageLimits
 
 #: Modules copied into ``1/vendor/`` of the python-backend models (all numpy/PIL only).
 VENDORED = {
-    "lowres_ocr/charset.py": charset_module,
-    "lowres_ocr/preprocess.py": preprocess,
-    "lowres_ocr/decoding.py": decoding,
+    "lowres_ocr/core/charset.py": charset_module,
+    "lowres_ocr/core/images.py": images,
+    "lowres_ocr/core/geometry.py": geometry,
+    "lowres_ocr/core/decoding.py": decoding,
     "lowres_ocr/serving/image_input.py": image_input,
 }
 
@@ -79,7 +81,7 @@ def read_signature(onnx_path: Path) -> OnnxSignature:
         raise ValueError(f"{onnx_path}: probs has {probs_shape[1]} classes, the charset needs {charset_module.NUM_CLASSES}")
     metadata = {p.key: p.value for p in model.metadata_props}
     if "charset" in metadata and metadata["charset"] != charset_module.CHARSET:
-        raise ValueError(f"{onnx_path}: the model's charset differs from lowres_ocr.charset.CHARSET")
+        raise ValueError(f"{onnx_path}: the model's charset differs from lowres_ocr.core.charset.CHARSET")
     return OnnxSignature(lr_shape, probs_shape, sr_shape, metadata)  # type: ignore[arg-type]
 
 
@@ -96,6 +98,7 @@ def write_vendor(version_dir: Path) -> None:
         dest.write_text(inspect.getsource(module), encoding="utf-8")
     note = f'"""Vendored subset of lowres_ocr {lowres_ocr.__version__} (numpy/PIL helpers for the Triton python backend)."""\n'
     (root / "lowres_ocr/__init__.py").write_text(note + f'__version__ = "{lowres_ocr.__version__}"\n', encoding="utf-8")
+    (root / "lowres_ocr/core/__init__.py").write_text('"""Vendored: numpy/PIL helpers."""\n', encoding="utf-8")
     (root / "lowres_ocr/serving/__init__.py").write_text('"""Vendored: image_input only."""\n', encoding="utf-8")
 
 

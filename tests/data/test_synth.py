@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from lowres_ocr.charset import MAX_LABEL_LENGTH, outside_charset
+from lowres_ocr.core.charset import MAX_LABEL_LENGTH, outside_charset
 from lowres_ocr.cli import app
 from lowres_ocr.data.lmdb_io import LmdbReader
 from lowres_ocr.data.synth import font_files, make_pair, random_text, synthesize

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lowres_ocr.decoding import Decoded
-from lowres_ocr.preprocess import HR_SIZE, to_array
+from lowres_ocr.core.decoding import Decoded
+from lowres_ocr.core.geometry import HR_SIZE, to_array
 
 # (label, what the fake predictor answers for it)
 WORDS = [("PARKING", "parking"), ("Salutes", "SALUTES"), ("cap GIRO", "capgiro"), ("door", "dour"), ("42", "42"),

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lowres_ocr.cli import app as root_app
-from lowres_ocr.evaluate_commands import app, expand_multi
+from lowres_ocr.evaluation.commands import app, expand_multi
 
 runner = CliRunner()
 
@@ -77,7 +77,7 @@ def test_onnx_predictor_matches_checkpoint(tiny_checkpoint: Path, real_words_dir
 
     from lowres_ocr.evaluation.predictors import OnnxPredictor, TorchPredictor
     from lowres_ocr.evaluation.runner import Options, evaluate_sets
-    from lowres_ocr.export import export_onnx
+    from lowres_ocr.export.onnx_export import export_onnx
     from lowres_ocr.network import load_model
 
     model, _ = load_model(tiny_checkpoint)
@@ -95,7 +95,7 @@ def test_onnx_predictor_matches_checkpoint(tiny_checkpoint: Path, real_words_dir
 
 
 def test_python_entry_point_for_the_component(tiny_checkpoint: Path, pairs_dir: Path, tmp_path: Path) -> None:
-    from lowres_ocr.evaluate import Options, gate, kfp_metrics, run_evaluation
+    from lowres_ocr.evaluation.api import Options, gate, kfp_metrics, run_evaluation
 
     report, paths = run_evaluation(tiny_checkpoint, [str(pairs_dir)], tmp_path / "o", device="cpu",
                                    options=Options(batch_size=4, latency_samples=1), command="component")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lowres_ocr.evaluation.runner import Options, evaluate_sets
-from lowres_ocr.peers import PeerUnavailable, RapidOcrPeer, TesseractPeer, load_peer
+from lowres_ocr.evaluation.peers import PeerUnavailable, RapidOcrPeer, TesseractPeer, load_peer
 
 from .conftest import FakePredictor
 

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from lowres_ocr.evaluate_commands import app
+from lowres_ocr.evaluation.commands import app
 from lowres_ocr.evaluation.gate import ReportError, gate, read_report
 from lowres_ocr.evaluation.report import PALETTE, kfp_metrics, write_reports
 from lowres_ocr.evaluation.runner import Options, evaluate_sets

@@ -9,7 +9,7 @@ import pytest
 from lowres_ocr.data.lmdb_io import Sample, write_lmdb
 from lowres_ocr.evaluation.metrics import PSNR_CAP
 from lowres_ocr.evaluation.runner import Options, evaluate_sets
-from lowres_ocr.evaluation.sets import SetError, load_set, parse_spec
+from lowres_ocr.data.reader import SetError, load_set, parse_spec
 
 from .conftest import WORDS, FakePredictor, color
 

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 def test_triton_endpoint_matches_onnx(tiny_checkpoint: Path, real_words_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("pytriton")
     from lowres_ocr.evaluation.predictors import OnnxPredictor, TritonPredictor
-    from lowres_ocr.export import export_onnx
+    from lowres_ocr.export.onnx_export import export_onnx
     from lowres_ocr.network import load_model
     from lowres_ocr.serving.repository import RepositoryOptions, write_repository
     from lowres_ocr.serving.server import TritonServer

@@ -28,7 +28,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_onnx(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from lowres_ocr.export import export_onnx
+    from lowres_ocr.export.onnx_export import export_onnx
     from lowres_ocr.network import load_model
 
     model, payload = load_model(tiny_checkpoint)

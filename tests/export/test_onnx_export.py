@@ -9,8 +9,8 @@ import onnx
 import pytest
 from typer.testing import CliRunner
 
-from lowres_ocr import export
-from lowres_ocr.charset import CHARSET, NUM_CLASSES
+from lowres_ocr.export import onnx_export, parity
+from lowres_ocr.core.charset import CHARSET, NUM_CLASSES
 from lowres_ocr.cli import app as cli_app
 from lowres_ocr.network import load_model
 
@@ -22,7 +22,7 @@ def test_exported_graph_contract(tiny_onnx: Path) -> None:
     assert [o.name for o in proto.graph.output] == ["probs", "sr"]
     lr_dims = proto.graph.input[0].type.tensor_type.shape.dim
     assert lr_dims[0].dim_param == "batch" and [d.dim_value for d in lr_dims[1:]] == [3, 16, 64]
-    meta = export.read_metadata(tiny_onnx)
+    meta = onnx_export.read_metadata(tiny_onnx)
     assert meta["charset"] == CHARSET and meta["num_classes"] == str(NUM_CLASSES)
     assert meta["input_size"] == "64x16" and meta["lowres_ocr_version"]
     assert '"recognizer"' in meta["model_config"] and meta["decoder"] == "ctc"
@@ -30,7 +30,7 @@ def test_exported_graph_contract(tiny_onnx: Path) -> None:
 
 @pytest.mark.parametrize("batch", [1, 5, 33])
 def test_dynamic_batch_axis(tiny_onnx: Path, batch: int) -> None:
-    session = export.ort_session(tiny_onnx)
+    session = onnx_export.ort_session(tiny_onnx)
     lr = np.random.default_rng(batch).random((batch, 3, 16, 64), dtype=np.float32)
     probs, sr = session.run(["probs", "sr"], {"lr": lr})
     assert probs.shape[0] == batch and probs.shape[2] == NUM_CLASSES and sr.shape == (batch, 3, 32, 128)
@@ -39,9 +39,9 @@ def test_dynamic_batch_axis(tiny_onnx: Path, batch: int) -> None:
 
 def test_parity_on_real_crops(tiny_checkpoint: Path, tiny_onnx: Path, real_crops: Path) -> None:
     model, _ = load_model(tiny_checkpoint)
-    names, lr = export.load_crops(real_crops, 210)
+    names, lr = parity.load_crops(real_crops, 210)
     assert len(names) == 210 and lr.shape == (210, 3, 16, 64)
-    result = export.check_parity(model, tiny_onnx, names, lr)
+    result = parity.check_parity(model, tiny_onnx, names, lr)
     assert result.passed, result.summary()
     assert result.count == 210 and result.max_abs_diff <= 1e-3 and not result.mismatches
 
@@ -56,8 +56,8 @@ def test_parity_detects_a_wrong_graph(tiny_checkpoint: Path, tiny_onnx: Path, re
     broken = tmp_path / "broken.onnx"
     onnx.save(proto, str(broken))
     model, _ = load_model(tiny_checkpoint)
-    names, lr = export.load_crops(real_crops, 50)
-    result = export.check_parity(model, broken, names, lr)
+    names, lr = parity.load_crops(real_crops, 50)
+    result = parity.check_parity(model, broken, names, lr)
     assert not result.passed and result.max_abs_diff > 1e-3
     assert "FAIL" in result.summary()
 
@@ -70,17 +70,17 @@ def test_attention_decoder_export(real_crops: Path, tmp_path: Path) -> None:
 
     torch.manual_seed(1)
     model = build_model({**tiny_config(), "decoder": "attention"}).eval()
-    path = export.export_onnx(model, tmp_path / "att.onnx", config=model.config)
-    assert export.read_metadata(path)["decoder"] == "attention"
-    names, lr = export.load_crops(real_crops, 60)
-    result = export.check_parity(model, path, names, lr)
+    path = onnx_export.export_onnx(model, tmp_path / "att.onnx", config=model.config)
+    assert onnx_export.read_metadata(path)["decoder"] == "attention"
+    names, lr = parity.load_crops(real_crops, 60)
+    result = parity.check_parity(model, path, names, lr)
     assert result.passed, result.summary()
 
 
 def test_chunk_sizes_cover_several_batch_sizes() -> None:
-    assert export._chunk_sizes(210, 50) == [1, 3, 50, 50, 50, 50, 6]
-    assert export._chunk_sizes(2, 50) == [1, 1]
-    assert sum(export._chunk_sizes(1000, 64)) == 1000
+    assert parity._chunk_sizes(210, 50) == [1, 3, 50, 50, 50, 50, 6]
+    assert parity._chunk_sizes(2, 50) == [1, 1]
+    assert sum(parity._chunk_sizes(1000, 64)) == 1000
 
 
 def test_crops_from_a_folder_of_sets_and_pairs(tmp_path: Path, real_crops: Path) -> None:
@@ -94,10 +94,10 @@ def test_crops_from_a_folder_of_sets_and_pairs(tmp_path: Path, real_crops: Path)
         (words / "images" / f.name).write_bytes(f.read_bytes())
     (pairs / "lr" / "p.png").write_bytes(files[3].read_bytes())
     (pairs / "labels.tsv").write_text("hr/p.png\tlr/p.png\ty\n")
-    names = [n for n, _ in export.iter_crops(tmp_path)]
+    names = [n for n, _ in parity.iter_crops(tmp_path)]
     assert names == [f"a_words/images/{files[0].name}", "b_pairs/lr/p.png", f"a_words/images/{files[1].name}"]
     with pytest.raises(FileNotFoundError):
-        list(export.iter_crops(tmp_path / "a_words" / "images"))
+        list(parity.iter_crops(tmp_path / "a_words" / "images"))
 
 
 def test_cli_export_onnx_with_parity(tiny_checkpoint: Path, real_crops: Path, tmp_path: Path) -> None:

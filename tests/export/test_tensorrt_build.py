@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 from typer.testing import CliRunner
 
-from lowres_ocr import export
+from lowres_ocr.export import tensorrt
 from lowres_ocr.cli import app as cli_app
 
 
@@ -91,7 +91,7 @@ def fake_trt(version: str = "10.3.0", fast_fp16: bool = True, parse_ok: bool = T
 
 
 def test_profile_shapes() -> None:
-    profile = export.BatchProfile(2, 8, 32)
+    profile = tensorrt.BatchProfile(2, 8, 32)
     assert profile.shapes((3, 16, 64)) == ((2, 3, 16, 64), (8, 3, 16, 64), (32, 3, 16, 64))
     with pytest.raises(ValueError, match="only the batch axis"):
         profile.shapes((3, -1, 64))
@@ -100,7 +100,7 @@ def test_profile_shapes() -> None:
 @pytest.mark.parametrize("bad", [(0, 1, 1), (4, 2, 8), (1, 16, 8)])
 def test_profile_rejects_disordered_batches(bad: tuple[int, int, int]) -> None:
     with pytest.raises(ValueError, match="min <= opt <= max"):
-        export.BatchProfile(*bad)
+        tensorrt.BatchProfile(*bad)
 
 
 @pytest.mark.parametrize("fp16", [False, True])
@@ -108,8 +108,8 @@ def test_builder_config(fp16: bool, tmp_path: Path) -> None:
     trt = fake_trt()
     onnx_file = tmp_path / "m.onnx"
     onnx_file.write_bytes(b"x" * 10)
-    settings = export.TrtSettings(export.BatchProfile(1, 16, 64), fp16=fp16, workspace_bytes=1 << 30)
-    plan = export.build_engine(onnx_file, settings, trt)
+    settings = tensorrt.TrtSettings(tensorrt.BatchProfile(1, 16, 64), fp16=fp16, workspace_bytes=1 << 30)
+    plan = tensorrt.build_engine(onnx_file, settings, trt)
     assert plan == b"PLAN"
     calls = trt.recorder.calls
     assert ("create_network", 0) in calls  # TensorRT 10: explicit batch only, no flag
@@ -124,28 +124,28 @@ def test_builder_config(fp16: bool, tmp_path: Path) -> None:
 def test_tensorrt8_asks_for_explicit_batch(tmp_path: Path) -> None:
     trt = fake_trt(version="8.6.1")
     (tmp_path / "m.onnx").write_bytes(b"x")
-    export.build_engine(tmp_path / "m.onnx", export.TrtSettings(), trt)
+    tensorrt.build_engine(tmp_path / "m.onnx", tensorrt.TrtSettings(), trt)
     assert ("create_network", 1) in trt.recorder.calls
 
 
 def test_fp16_without_fast_fp16_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "m.onnx").write_bytes(b"x")
     with pytest.raises(RuntimeError, match="no fast FP16"):
-        export.build_engine(tmp_path / "m.onnx", export.TrtSettings(fp16=True), fake_trt(fast_fp16=False))
+        tensorrt.build_engine(tmp_path / "m.onnx", tensorrt.TrtSettings(fp16=True), fake_trt(fast_fp16=False))
 
 
 def test_parse_and_build_failures_are_reported(tmp_path: Path) -> None:
     (tmp_path / "m.onnx").write_bytes(b"x")
     with pytest.raises(RuntimeError, match="error 0: unsupported node; error 1"):
-        export.build_engine(tmp_path / "m.onnx", export.TrtSettings(), fake_trt(parse_ok=False))
+        tensorrt.build_engine(tmp_path / "m.onnx", tensorrt.TrtSettings(), fake_trt(parse_ok=False))
     with pytest.raises(RuntimeError, match="engine build failed"):
-        export.build_engine(tmp_path / "m.onnx", export.TrtSettings(), fake_trt(build_ok=False))
+        tensorrt.build_engine(tmp_path / "m.onnx", tensorrt.TrtSettings(), fake_trt(build_ok=False))
 
 
 def test_require_tensorrt_without_package(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # import raises ImportError
-    with pytest.raises(export.TensorRTUnavailable, match="TensorRT is not installed"):
-        export.require_tensorrt()
+    with pytest.raises(tensorrt.TensorRTUnavailable, match="TensorRT is not installed"):
+        tensorrt.require_tensorrt()
 
 
 def test_require_tensorrt_without_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -153,20 +153,20 @@ def test_require_tensorrt_without_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setitem(sys.modules, "tensorrt", fake_trt())
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(export.TensorRTUnavailable, match="no CUDA GPU"):
-        export.require_tensorrt()
+    with pytest.raises(tensorrt.TensorRTUnavailable, match="no CUDA GPU"):
+        tensorrt.require_tensorrt()
 
 
 def test_cli_skips_with_exit_69_here(tiny_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No TensorRT package here: the command says why and exits 69; elsewhere the package is hidden."""
     try:
-        export.require_tensorrt()
+        tensorrt.require_tensorrt()
         monkeypatch.setitem(sys.modules, "tensorrt", None)  # a GPU machine with TensorRT: take the skip path anyway
-    except export.TensorRTUnavailable:
+    except tensorrt.TensorRTUnavailable:
         pass  # this machine: the real skip path, nothing patched
     out = tmp_path / "m.plan"
     result = CliRunner().invoke(cli_app, ["export", "tensorrt", "--onnx", str(tiny_onnx), "--out", str(out)])
-    assert result.exit_code == export.EXIT_SKIPPED == 69, result.output
+    assert result.exit_code == tensorrt.EXIT_SKIPPED == 69, result.output
     assert "SKIPPED" in result.output and "TensorRT" in result.output and not out.exists()
 
 

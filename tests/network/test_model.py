@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from lowres_ocr.charset import NUM_CLASSES
+from lowres_ocr.core.charset import NUM_CLASSES
 from lowres_ocr.network import DEFAULT_LOSS_WEIGHTS, build_model, load_model, save_checkpoint, tiny_config
 from lowres_ocr.network.losses import info_nce, sr_loss
 from lowres_ocr.network.rectifier import TPSRectifier

@@ -1,4 +1,4 @@
-"""Request images → network input: same numbers as lowres_ocr.preprocess, documented size limits."""
+"""Request images → network input: same numbers as lowres_ocr.core.geometry, documented size limits."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lowres_ocr.preprocess import BadImageError, decode_image, to_array
+from lowres_ocr.core.images import BadImageError, decode_image
+from lowres_ocr.core.geometry import to_array
 from lowres_ocr.serving.image_input import ImageLimits, check_header, image_bytes_to_input
 
 

@@ -28,7 +28,7 @@ def _parse(path: Path) -> model_config_pb2.ModelConfig:
 def onnx_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
 
-    from lowres_ocr.export import export_onnx
+    from lowres_ocr.export.onnx_export import export_onnx
     from lowres_ocr.network import build_model, tiny_config
 
     torch.manual_seed(0)
@@ -115,7 +115,7 @@ def test_vendored_helpers_import_without_the_package(onnx_file: Path, tmp_path: 
         vendor = repo / model / "1" / "vendor"
         code = (
             "import sys; sys.path.insert(0, sys.argv[1]);"
-            "import lowres_ocr.serving.image_input as ii, lowres_ocr.decoding as d;"
+            "import lowres_ocr.serving.image_input as ii, lowres_ocr.core.decoding as d;"
             "assert ii.__file__.startswith(sys.argv[1]) and d.__file__.startswith(sys.argv[1]), ii.__file__;"
             "print(ii.MAX_SIDE)"
         )

@@ -7,7 +7,7 @@ from kfp import dsl
 from components.conftest import artifact
 from components.deploy_triton.component import deploy_triton
 from lowres_ocr.cluster import schemas
-from lowres_ocr.pipeline_steps import build_triton_repo, stop_local
+from lowres_ocr.serving.steps import build_triton_repo, stop_local
 
 
 def test_unit_local_server_outlives_the_step(onnx_dir, tmp_path):

@@ -7,7 +7,7 @@ from kfp import dsl
 
 from components.conftest import artifact
 from components.smoke_test.component import smoke_test
-from lowres_ocr.pipeline_steps import build_triton_repo, deploy_local, stop_local
+from lowres_ocr.serving.steps import build_triton_repo, deploy_local, stop_local
 
 
 @pytest.fixture

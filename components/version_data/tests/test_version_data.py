@@ -5,7 +5,7 @@ from kfp import dsl, local
 
 from components.conftest import ROOT, artifact
 from components.version_data.component import version_data
-from lowres_ocr.pipeline_steps import data_md5
+from lowres_ocr.pipeline.workspace import data_md5
 
 
 def test_unit_rejects_another_revision(tmp_path):

@@ -1,7 +1,7 @@
 """Triton python backend model ``decode``: per-step class probabilities → text + confidence.
 
 Input ``probs`` FP32 [B, T, 95]; outputs ``text`` TYPE_STRING [B, 1] (UTF-8) and ``confidence`` FP32
-[B, 1] (mean probability of the emitted characters), by ``lowres_ocr.decoding.decode`` imported from
+[B, 1] (mean probability of the emitted characters), by ``lowres_ocr.core.decoding.decode`` imported from
 the ``vendor/`` copy next to this file (numpy only; lowres_ocr need not be installed). Config parameter
 ``decoder``: ``ctc`` (class 0 = blank) or ``attention`` (class 0 = end of sequence), from the ONNX metadata.
 All requests of a dynamic batch are decoded together.
@@ -16,7 +16,7 @@ import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "vendor"))
 
-from lowres_ocr.decoding import decode  # noqa: E402  (vendored copy)
+from lowres_ocr.core.decoding import decode  # noqa: E402  (vendored copy)
 
 
 class TritonPythonModel:

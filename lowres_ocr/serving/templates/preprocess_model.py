@@ -1,7 +1,7 @@
 """Triton python backend model ``preprocess``: encoded image bytes → normalized LR tensor.
 
 Input ``image`` TYPE_STRING [B, 1] (PNG/JPEG/... bytes, any size and colour mode); output ``lr`` FP32
-[B, 3, 16, 64] in [0, 1], computed by ``lowres_ocr.serving.image_input`` (the ``lowres_ocr.preprocess``
+[B, 3, 16, 64] in [0, 1], computed by ``lowres_ocr.serving.image_input`` (the ``lowres_ocr.core.geometry``
 semantics). The helpers are imported from ``vendor/`` next to this file, copied there by
 ``lowres-ocr serve repo``, so the server's python needs only numpy and pillow, not lowres_ocr.
 A bad image fails only its own request, with INVALID_ARG (HTTP 400, gRPC INVALID_ARGUMENT).
@@ -16,7 +16,7 @@ import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "vendor"))
 
-from lowres_ocr.preprocess import BadImageError  # noqa: E402  (vendored copy)
+from lowres_ocr.core.images import BadImageError
 from lowres_ocr.serving.image_input import ImageLimits, image_bytes_to_input  # noqa: E402
 
 

@@ -22,20 +22,20 @@ def onnx_command(
     opset: int = typer.Option(17, "--opset"),
 ) -> None:
     """Export LowResOCR.infer (lr [B,3,16,64] → probs [B,T,95], sr [B,3,32,128]) with a dynamic batch axis."""
-    from lowres_ocr import export
+    from lowres_ocr.export import onnx_export, parity
     from lowres_ocr.network import load_model
 
     model, payload = load_model(weights)
-    path = export.export_onnx(model, out, config=payload.get("config"), opset=opset)
+    path = onnx_export.export_onnx(model, out, config=payload.get("config"), opset=opset)
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB), onnx.checker passed, opset {opset}, dynamic batch axis")
     if parity_data is None:
         typer.echo("parity check skipped (no --parity-data)")
         return
-    names, lr = export.load_crops(parity_data, parity_count)
+    names, lr = parity.load_crops(parity_data, parity_count)
     if len(names) < parity_count:
         typer.echo(f"parity FAIL: only {len(names)} crops in {parity_data}, {parity_count} asked for", err=True)
         raise typer.Exit(1)
-    result = export.check_parity(model, path, names, lr)
+    result = parity.check_parity(model, path, names, lr)
     typer.echo(result.summary())
     if not result.passed:
         raise typer.Exit(1)
@@ -55,23 +55,23 @@ def tensorrt_command(
 
     Without the tensorrt package or a CUDA GPU: prints why and exits with code 69 (skipped).
     """
-    from lowres_ocr import export
+    from lowres_ocr.export import tensorrt
 
     try:
-        settings = export.TrtSettings(export.BatchProfile(min_batch, opt_batch, max_batch), fp16, int(workspace_gib * (1 << 30)))
+        settings = tensorrt.TrtSettings(tensorrt.BatchProfile(min_batch, opt_batch, max_batch), fp16, int(workspace_gib * (1 << 30)))
     except ValueError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
     try:
-        trt = export.require_tensorrt()
-    except export.TensorRTUnavailable as err:
-        typer.echo(f"SKIPPED (exit {export.EXIT_SKIPPED}): TensorRT conversion not possible here: {err}", err=True)
-        raise typer.Exit(export.EXIT_SKIPPED) from None
-    plan = export.build_engine(onnx_path, settings, trt)
+        trt = tensorrt.require_tensorrt()
+    except tensorrt.TensorRTUnavailable as err:
+        typer.echo(f"SKIPPED (exit {tensorrt.EXIT_SKIPPED}): TensorRT conversion not possible here: {err}", err=True)
+        raise typer.Exit(tensorrt.EXIT_SKIPPED) from None
+    plan = tensorrt.build_engine(onnx_path, settings, trt)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(plan)
     typer.echo(f"wrote {out} ({len(plan) / 1e6:.2f} MB), TensorRT {trt.__version__}, profile {settings.profile}, fp16={fp16}")
-    check = export.check_engine(trt, plan, onnx_path, settings)
+    check = tensorrt.check_engine(trt, plan, onnx_path, settings)
     typer.echo(check.summary())
     if not check.passed:
         raise typer.Exit(1)

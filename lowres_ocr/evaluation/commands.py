@@ -76,10 +76,10 @@ def run(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
     from rich.table import Table
 
-    from lowres_ocr.evaluate import load_peers, load_predictor
+    from lowres_ocr.evaluation.api import load_peers, load_predictor
     from lowres_ocr.evaluation.report import summary_rows, write_reports
     from lowres_ocr.evaluation.runner import Options, evaluate_sets
-    from lowres_ocr.evaluation.sets import SetError, load_set
+    from lowres_ocr.data.reader import SetError, load_set
 
     try:
         for spec in data:  # fail fast, before loading the model, on a missing or malformed SET

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lowres_ocr.charset import BLANK, decode_ids
+from lowres_ocr.core.charset import BLANK, decode_ids
 
 
 @dataclass

@@ -15,8 +15,8 @@ import torch
 
 from lowres_ocr.network import load_checkpoint
 from lowres_ocr.network.model import RECOGNIZER_LOSSES, SR_PATH_LOSSES
-from lowres_ocr.train import apply_override, check_config, load_config, resolve_config_path
-from lowres_ocr.train_commands import torchrun_command
+from lowres_ocr.train.trainer import apply_override, check_config, load_config, resolve_config_path
+from lowres_ocr.train.commands import torchrun_command
 
 
 def _overrides(pairs: Path, words: Path, **extra) -> list[str]:
@@ -152,7 +152,7 @@ def test_torchrun_command_topologies():
 
 
 def test_missing_training_source_is_named(tmp_path):
-    from lowres_ocr.train_data import SampleSource
+    from lowres_ocr.train.batches import SampleSource
 
     with pytest.raises(FileNotFoundError, match="nowhere"):
         SampleSource(tmp_path / "nowhere")
@@ -161,7 +161,7 @@ def test_missing_training_source_is_named(tmp_path):
 def test_frozen_recognizer_stage_trains_only_a_wider_sr_branch(tmp_path, real_pairs_dir, real_words_dir):
     """The sr_stage recipe in miniature: init from a checkpoint, wider SR (fresh), recognizer frozen."""
     from lowres_ocr.network import build_model, save_checkpoint
-    from lowres_ocr.train import Trainer
+    from lowres_ocr.train.trainer import Trainer
 
     cfg = load_config("small", ["train.steps=3", "train.val_every=3", "train.checkpoint_every=3", "train.num_workers=0"])
     init = build_model(cfg["model"])
@@ -188,7 +188,7 @@ def test_frozen_recognizer_stage_trains_only_a_wider_sr_branch(tmp_path, real_pa
 
 def test_freeze_rejects_unknown_parts():
     from lowres_ocr.network import build_model
-    from lowres_ocr.train import frozen_modules
+    from lowres_ocr.train.trainer import frozen_modules
 
     with pytest.raises(ValueError, match="decoder"):
         frozen_modules(build_model(load_config("small")["model"]), ["decoder"])
@@ -197,8 +197,8 @@ def test_freeze_rejects_unknown_parts():
 def test_validation_leaves_frozen_parts_in_eval_mode(real_pairs_dir):
     """validate() puts every module back as it found it: frozen BatchNorm must not start tracking statistics."""
     from lowres_ocr.network import build_model
-    from lowres_ocr.train import frozen_modules, set_train_mode, validate
-    from lowres_ocr.train_data import load_eval_set
+    from lowres_ocr.train.trainer import frozen_modules, set_train_mode, validate
+    from lowres_ocr.train.batches import load_eval_set
 
     model = build_model(load_config("small")["model"])
     frozen = frozen_modules(model, ["recognizer"])
@@ -211,7 +211,7 @@ def test_validation_leaves_frozen_parts_in_eval_mode(real_pairs_dir):
 
 @pytest.mark.parametrize("env, expected", [({"OMP_NUM_THREADS": "1"}, 1), ({"LOCAL_WORLD_SIZE": "2"}, max(1, (os.cpu_count() or 1) // 2))])
 def test_cpu_threads_follow_omp_num_threads_else_split_cores(monkeypatch, env, expected):
-    from lowres_ocr.train import setup_distributed
+    from lowres_ocr.train.trainer import setup_distributed
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     for key, value in env.items():
@@ -226,7 +226,7 @@ def test_cpu_threads_follow_omp_num_threads_else_split_cores(monkeypatch, env, e
 
 def test_feature_loss_with_a_trainable_recognizer_is_refused(tmp_path):
     """The feature MSE against a trainable encoder collapses features: the trainer says so before training."""
-    from lowres_ocr.train import Trainer
+    from lowres_ocr.train.trainer import Trainer
 
     with pytest.raises(ValueError, match="freeze.*recognizer"):
         Trainer(load_config("small", [f"output_dir={tmp_path / 'run'}", "loss_weights.feature=1"]))
@@ -238,7 +238,7 @@ def test_reinit_puts_the_recognizer_back_to_its_pretrained_weights():
     """``reinit: [recognizer]`` (sharp_stage): encoder and CTC head back to the wheel's PP-OCR weights, SR kept."""
     from lowres_ocr.network import build_model
     from lowres_ocr.network.encoders import PPOCREncoder
-    from lowres_ocr.train import reinitialise
+    from lowres_ocr.train.trainer import reinitialise
 
     model = build_model(load_config("default")["model"])
     with torch.no_grad():
@@ -258,7 +258,7 @@ def test_reinit_puts_the_recognizer_back_to_its_pretrained_weights():
 
 
 def test_reinit_without_init_from_is_refused(tmp_path):
-    from lowres_ocr.train import Trainer
+    from lowres_ocr.train.trainer import Trainer
 
     with pytest.raises(ValueError, match="reinit needs init_from"):
         Trainer(load_config("small", [f"output_dir={tmp_path / 'run'}", "reinit=[recognizer]"]))

@@ -24,19 +24,19 @@ import torch
 import torch.distributed as dist
 import yaml
 
-from lowres_ocr.charset import normalize_36
+from lowres_ocr.core.charset import normalize_36
 from lowres_ocr.network import DEFAULT_LOSS_WEIGHTS, build_model, load_checkpoint, load_model, save_checkpoint
 from lowres_ocr.network.encoders import PPOCREncoder
 from lowres_ocr.network.model import merge
 from lowres_ocr.network.sr import bicubic_upsample
-from lowres_ocr.train_data import StepBatches, build_sources, load_eval_set
+from lowres_ocr.train.batches import StepBatches, build_sources, load_eval_set
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 
 # -- configuration ------------------------------------------------------------------------------------
 def resolve_config_path(name: str | Path) -> Path:
-    """A YAML path, or the name of a packaged config in lowres_ocr/configs (the error for an unknown name lists them)."""
+    """A YAML path, or the name of a packaged config in lowres_ocr/train/configs (the error for an unknown name lists them)."""
     path = Path(name)
     if path.is_file():
         return path
@@ -127,8 +127,8 @@ def lr_lambda(warmup: int, total: int):
 # -- validation ---------------------------------------------------------------------------------------
 @torch.no_grad()
 def validate(model, images, labels, device: torch.device, batch_size: int = 64) -> dict[str, float]:
-    from lowres_ocr.decoding import ctc_greedy
-    from lowres_ocr.preprocess import LR_SIZE, batch_arrays
+    from lowres_ocr.core.decoding import ctc_greedy
+    from lowres_ocr.core.geometry import LR_SIZE, batch_arrays
 
     modes = [(m, m.training) for m in model.modules()]  # restored as they were: frozen parts stay in eval mode
     model.eval()

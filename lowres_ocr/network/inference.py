@@ -9,10 +9,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lowres_ocr.decoding import Decoded, ctc_beam_search, decode, decode_ids
+from lowres_ocr.core.decoding import Decoded, ctc_beam_search, decode, decode_ids
 from lowres_ocr.network import LowResOCR, load_model
 from lowres_ocr.network.sr import bicubic_upsample
-from lowres_ocr.preprocess import HR_SIZE, LR_SIZE, batch_arrays
+from lowres_ocr.core.geometry import HR_SIZE, LR_SIZE, batch_arrays
 
 Mode = Literal["sr", "bicubic", "hr"]
 MODES: tuple[str, ...] = ("sr", "bicubic", "hr")

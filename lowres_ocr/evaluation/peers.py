@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from lowres_ocr.decoding import Decoded
+from lowres_ocr.core.decoding import Decoded
 
 PEERS = ("rapidocr", "tesseract")
 

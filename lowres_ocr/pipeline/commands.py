@@ -23,7 +23,7 @@ PIPELINE_FILE = Path("pipelines") / "train_deploy.py"
 
 
 def _root() -> Path:
-    from lowres_ocr.pipeline_steps import project_root
+    from lowres_ocr.pipeline.workspace import project_root
 
     return project_root()
 
@@ -91,7 +91,7 @@ def run_local(
     Triton repository → local tritonserver → smoke test over HTTP and gRPC."""
     from kfp import local
 
-    from lowres_ocr.pipeline_steps import SERVING_STATE_ENV, stop_local
+    from lowres_ocr.serving.steps import SERVING_STATE_ENV, stop_local
 
     root = _root()
     os.chdir(root)

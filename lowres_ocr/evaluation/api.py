@@ -1,6 +1,6 @@
 """Python entry point of the evaluation stage (used by the KFP component and the CLI).
 
-    from lowres_ocr.evaluate import run_evaluation, kfp_metrics, gate, read_report
+    from lowres_ocr.evaluation.api import run_evaluation, kfp_metrics, gate, read_report
     report, paths = run_evaluation("model/lowres_ocr.pt", ["data/textzoom_easy", "data/iiit5k_test"], "out/",
                                    peers=["rapidocr"])
     for name, value in kfp_metrics(report).items():
@@ -8,7 +8,7 @@
     ok = gate(report, min_accuracy=80.0, baseline=read_report("deployed/report.json")).passed
 
 The implementation lives in ``lowres_ocr.evaluation`` (sets, predictors, metrics, runner, report, gate)
-and ``lowres_ocr.peers``; ``report.json`` is described in docs/report-schema.md.
+and ``lowres_ocr.evaluation.peers``; ``report.json`` is described in docs/report-schema.md.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def load_predictor(weights: str | Path | None = None, triton_url: str | None = N
 
 def load_peers(names: Sequence[str]) -> tuple[list[Any], dict[str, str]]:
     """Peers by name (``"rapidocr,tesseract"`` items are split); missing ones come back in the skipped dict."""
-    from lowres_ocr.peers import PeerUnavailable, load_peer
+    from lowres_ocr.evaluation.peers import PeerUnavailable, load_peer
 
     loaded, skipped = [], {}
     for name in [n.strip() for item in names for n in item.split(",") if n.strip()]:

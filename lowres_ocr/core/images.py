@@ -1,7 +1,4 @@
-"""Image decoding and the one resize every path uses (training, evaluation, ONNX, Triton).
-
-Kept numpy/PIL-only so that the Triton python backend can import it without torch.
-"""
+"""Image decoding shared by every stage (numpy/PIL only: the Triton python models vendor it)."""
 
 from __future__ import annotations
 
@@ -11,8 +8,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-LR_SIZE = (64, 16)  # (width, height) of the network input
-HR_SIZE = (128, 32)  # (width, height) of the SR output / HR crops
 #: Largest side accepted from a client; larger images are rejected rather than resized blindly.
 MAX_SIDE = 8192
 
@@ -41,24 +36,6 @@ def decode_image(data: bytes | bytearray | memoryview | str | Path, name: str = 
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise BadImageError(f"{name}: not a decodable image ({type(err).__name__}: {err})") from None
-
-
-def resize(img: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """Bicubic resize to ``size`` (width, height), the TextZoom convention."""
-    return img if img.size == size else img.resize(size, Image.BICUBIC)
-
-
-def to_array(img: Image.Image, size: tuple[int, int] = LR_SIZE) -> np.ndarray:
-    """RGB image → float32 [3, H, W] in [0, 1] at ``size``."""
-    arr = np.asarray(resize(img.convert("RGB"), size), dtype=np.float32) / 255.0
-    return np.ascontiguousarray(arr.transpose(2, 0, 1))
-
-
-def batch_arrays(images: list[Image.Image], size: tuple[int, int] = LR_SIZE) -> np.ndarray:
-    """Several images → float32 [B, 3, H, W] in [0, 1]."""
-    if not images:
-        return np.zeros((0, 3, size[1], size[0]), dtype=np.float32)
-    return np.stack([to_array(im, size) for im in images])
 
 
 def to_uint8_image(chw: np.ndarray) -> Image.Image:

@@ -19,8 +19,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lowres_ocr.charset import MAX_LABEL_LENGTH, encode, fold_to_ascii, outside_charset
-from lowres_ocr.preprocess import HR_SIZE, LR_SIZE, decode_image, to_array
+from lowres_ocr.core.charset import MAX_LABEL_LENGTH, encode, fold_to_ascii, outside_charset
+from lowres_ocr.core.geometry import HR_SIZE, LR_SIZE, to_array
+from lowres_ocr.core.images import decode_image
 
 
 @dataclass

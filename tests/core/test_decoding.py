@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from lowres_ocr.charset import CHARSET, NUM_CLASSES, encode
-from lowres_ocr.decoding import ctc_beam_search, ctc_greedy, ctc_sequence_logprob
+from lowres_ocr.core.charset import CHARSET, NUM_CLASSES, encode
+from lowres_ocr.core.decoding import ctc_beam_search, ctc_greedy, ctc_sequence_logprob
 
 
 def _probs(rows):
@@ -57,7 +57,7 @@ def test_charset_is_94_printable_ascii():
 
 
 def test_attention_greedy_stops_at_end_of_sequence():
-    from lowres_ocr.decoding import attention_greedy, decode
+    from lowres_ocr.core.decoding import attention_greedy, decode
 
     a, b = encode("a")[0], encode("b")[0]
     probs = _probs([{a: 0.9}, {b: 0.8}, {0: 0.7}, {a: 0.9}])

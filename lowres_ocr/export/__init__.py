@@ -1,0 +1,1 @@
+"""Export stage: ONNX with a parity check, TensorRT, their CLI and KFP steps."""

@@ -1,0 +1,88 @@
+"""ONNX export of the deployed path (``LowResOCR.infer``) and its metadata."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lowres_ocr
+from lowres_ocr.core.charset import CHARSET, NUM_CLASSES
+from lowres_ocr.core.geometry import HR_SIZE, LR_SIZE
+
+OPSET = 17
+
+
+INPUT_NAME = "lr"
+
+
+OUTPUT_NAMES = ("probs", "sr")
+
+
+def onnx_metadata(config: dict[str, Any] | None = None) -> dict[str, str]:
+    """Key/value metadata stored in the ONNX file (all strings)."""
+    return {
+        "lowres_ocr_version": lowres_ocr.__version__,
+        "charset": CHARSET,
+        "num_classes": str(NUM_CLASSES),
+        "blank_index": "0",
+        "input": f"{INPUT_NAME}: float32 [B,3,{LR_SIZE[1]},{LR_SIZE[0]}] RGB in [0,1] (lowres_ocr.core.geometry.to_array)",
+        "input_size": f"{LR_SIZE[0]}x{LR_SIZE[1]}",
+        "sr_size": f"{HR_SIZE[0]}x{HR_SIZE[1]}",
+        "outputs": "probs: float32 [B,T,95] softmax, class 0 = CTC blank (ctc) or end of sequence (attention); "
+        "sr: float32 [B,3,32,128] in [0,1]",
+        "decoder": str((config or {}).get("decoder", "ctc")),  # how to read probs: lowres_ocr.core.decoding.decode
+        "model_config": json.dumps(config or {}, sort_keys=True),
+    }
+
+
+def export_onnx(model: Any, out: Path, *, config: dict[str, Any] | None = None, opset: int = OPSET) -> Path:
+    """Export ``model.infer`` (torch ``nn.Module``) to ``out`` with a dynamic batch axis; runs onnx.checker."""
+    import onnx
+    import torch
+
+    class _InferPath(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.inner.infer(lr)
+
+    wrapper = _InferPath(model).eval()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    dummy = torch.rand(2, 3, LR_SIZE[1], LR_SIZE[0])
+    # the tracer warns about RNN initial states and shape-dependent Python code; the dynamic batch axis is
+    # verified by the parity check (batch sizes 1, 3 and 50) instead
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            wrapper, (dummy,), str(out), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+            dynamic_axes={n: {0: "batch"} for n in (INPUT_NAME, *OUTPUT_NAMES)}, opset_version=opset, dynamo=False,
+        )
+    proto = onnx.load(str(out))
+    del proto.metadata_props[:]
+    for key, value in onnx_metadata(config).items():
+        proto.metadata_props.add(key=key, value=value)
+    proto.producer_name = "lowres-ocr"
+    proto.producer_version = lowres_ocr.__version__
+    onnx.checker.check_model(proto, full_check=True)
+    onnx.save(proto, str(out))
+    return out
+
+
+def read_metadata(onnx_path: Path) -> dict[str, str]:
+    import onnx
+
+    return {p.key: p.value for p in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
+
+
+def ort_session(onnx_path: Path, threads: int = 0) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"])

@@ -1,0 +1,142 @@
+"""Parity of the ONNX model with the PyTorch model on real crops."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lowres_ocr.core.decoding import decode
+from lowres_ocr.core.geometry import LR_SIZE, batch_arrays
+from lowres_ocr.core.images import decode_image
+from lowres_ocr.export.onnx_export import INPUT_NAME, OUTPUT_NAMES, ort_session
+
+PARITY_TOLERANCE = 1e-3
+
+
+def _dataset_rows(folder: Path) -> Iterator[tuple[str, Path]]:
+    for line in (folder / "labels.tsv").read_text(encoding="utf-8").splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 2 and parts[0]:
+            image = parts[1] if len(parts) >= 3 else parts[0]  # pairs: hr, lr, label → the LR crop
+            yield f"{folder.name}/{image}", folder / image
+
+
+def _is_lmdb(path: Path) -> bool:
+    return (path / "data.mdb").is_file() or path.suffix == ".mdb"
+
+
+def _lmdb_images(path: Path) -> Iterator[tuple[str, bytes]]:
+    from lowres_ocr.data.lmdb_io import LmdbReader  # owned by the data stage
+
+    reader = LmdbReader(path)
+    for i in range(len(reader)):
+        sample = reader[i]
+        data = sample.lr if sample.lr is not None else sample.image
+        if data is not None:
+            yield f"{path.name}[{i}]", data
+
+
+def _round_robin(sources: list[Iterator[Any]]) -> Iterator[Any]:
+    while sources:
+        for it in list(sources):
+            try:
+                yield next(it)
+            except StopIteration:
+                sources.remove(it)
+
+
+def iter_crops(source: Path) -> Iterator[tuple[str, bytes]]:
+    """Encoded crops (name, bytes) from a dataset folder (labels.tsv), an LMDB, or a folder of either (mixed)."""
+    source = Path(source)
+    if _is_lmdb(source):
+        yield from _lmdb_images(source)
+    elif (source / "labels.tsv").is_file():
+        for name, path in _dataset_rows(source):
+            yield name, path.read_bytes()
+    elif source.is_dir():
+        subs = sorted(p for p in source.iterdir() if p.is_dir() and ((p / "labels.tsv").is_file() or _is_lmdb(p)))
+        if not subs:
+            raise FileNotFoundError(f"{source}: no labels.tsv, LMDB or dataset sub-folders")
+        yield from _round_robin([iter_crops(s) for s in subs])
+    else:
+        raise FileNotFoundError(f"{source}: not a dataset folder or LMDB")
+
+
+def load_crops(source: Path, count: int) -> tuple[list[str], np.ndarray]:
+    """The first ``count`` decodable crops of ``source`` as names and the network input [N,3,16,64]."""
+    names, images = [], []
+    for name, data in iter_crops(source):
+        images.append(decode_image(data, name))
+        names.append(name)
+        if len(images) == count:
+            break
+    return names, batch_arrays(images, LR_SIZE)
+
+
+@dataclass
+class ParityResult:
+    count: int
+    max_abs_diff: float
+    max_sr_diff: float
+    mismatches: list[tuple[str, str, str]] = field(default_factory=list)  # (crop, torch text, onnx text)
+    tolerance: float = PARITY_TOLERANCE
+
+    @property
+    def passed(self) -> bool:
+        return self.max_abs_diff <= self.tolerance and not self.mismatches
+
+    def summary(self) -> str:
+        verdict = "PASS" if self.passed else "FAIL"
+        lines = [
+            f"parity {verdict}: {self.count} crops, max |probs diff| = {self.max_abs_diff:.2e} "
+            f"(limit {self.tolerance:.0e}), max |sr diff| = {self.max_sr_diff:.2e}, "
+            f"decoded strings identical: {self.count - len(self.mismatches)}/{self.count}"
+        ]
+        lines += [f"  {name}: torch {a!r} vs onnx {b!r}" for name, a, b in self.mismatches[:10]]
+        return "\n".join(lines)
+
+
+def _chunk_sizes(total: int, batch_size: int) -> list[int]:
+    """Batch sizes 1, 3, then ``batch_size``: parity is checked on several sizes of the dynamic axis."""
+    sizes, left = [], total
+    for size in (1, 3):
+        if left > 0:
+            sizes.append(min(size, left))
+            left -= sizes[-1]
+    while left > 0:
+        sizes.append(min(batch_size, left))
+        left -= sizes[-1]
+    return sizes
+
+
+def check_parity(
+    model: Any, onnx_path: Path, names: Sequence[str], lr: np.ndarray, *, batch_size: int = 50,
+    tolerance: float = PARITY_TOLERANCE,
+) -> ParityResult:
+    """Compare PyTorch ``model.infer`` and ONNX Runtime on the same inputs ``lr`` [N,3,16,64]."""
+    import torch
+
+    session = ort_session(onnx_path)
+    decoder = str(getattr(model, "decoder", "ctc"))
+    max_diff = max_sr = 0.0
+    mismatches: list[tuple[str, str, str]] = []
+    model.eval()
+    bounds, start = [], 0
+    for size in _chunk_sizes(len(lr), batch_size):
+        bounds.append((start, start + size))
+        start += size
+    for start, stop in bounds:
+        chunk = lr[start:stop]
+        with torch.no_grad():
+            t_probs, t_sr = (t.numpy() for t in model.infer(torch.from_numpy(chunk)))
+        o_probs, o_sr = session.run(list(OUTPUT_NAMES), {INPUT_NAME: chunk})
+        max_diff = max(max_diff, float(np.abs(t_probs - o_probs).max()))
+        max_sr = max(max_sr, float(np.abs(t_sr - o_sr).max()))
+        for i, (a, b) in enumerate(zip(decode(t_probs, decoder), decode(o_probs, decoder))):
+            if a.text != b.text:
+                mismatches.append((names[start + i], a.text, b.text))
+    return ParityResult(len(lr), max_diff, max_sr, mismatches, tolerance)

@@ -1,0 +1,1 @@
+"""The Kubeflow pipeline: compile, run embedded (kfp.local) or submit to a cluster."""

@@ -1,0 +1,1 @@
+"""Training stage: the torchrun trainer, its batches and configs, its CLI and KFP steps."""
