@@ -17,10 +17,11 @@ from PIL import Image
 
 from lowres_ocr.core.charset import MAX_LABEL_LENGTH, normalize_36
 from lowres_ocr.core.decoding import Decoded
-from lowres_ocr.evaluation.metrics import Score, Tally, label_filter, psnr, score, ssim, tally, weighted_average
+from lowres_ocr.evaluation.image_quality import image_quality, to_uint8
+from lowres_ocr.evaluation.metrics import Score, Tally, label_filter, score, tally, weighted_average
 from lowres_ocr.evaluation.predictors import Predictor
 from lowres_ocr.data.reader import EvalSet, load_set
-from lowres_ocr.core.geometry import HR_SIZE, LR_SIZE, to_array
+from lowres_ocr.core.geometry import HR_SIZE
 from lowres_ocr.core.images import BadImageError, decode_image
 
 SCHEMA_VERSION = 1
@@ -178,27 +179,13 @@ def evaluate_predictor(p: Predictor, samples: list[UsableSample], kind: str, opt
     return result, preds_by_mode, scores_by_mode
 
 
-def image_quality(p: Predictor, samples: list[UsableSample], batch_size: int) -> tuple[dict[str, Any] | None, np.ndarray | None]:
-    """PSNR/SSIM at 32×128 of SR vs HR and of bicubic(LR at 16×64) vs HR; None if the predictor has no SR."""
+def _pairs_quality(p: Predictor, samples: list[UsableSample], kind: str, batch_size: int,
+                   ) -> tuple[dict[str, Any] | None, np.ndarray | None, np.ndarray | None]:
+    """Image quality, SR and bicubic images of a pairs set; all None for word sets."""
     lrs = [s.lr for s in samples if s.lr is not None]
-    if not lrs or len(lrs) != len(samples):
-        return None, None
-    sr = p.super_resolve(lrs, batch_size)
-    hr = [to_array(s.hr, HR_SIZE) for s in samples]
-    bic = [to_array(to_uint8(to_array(im, LR_SIZE)), HR_SIZE) for im in lrs]
-    out: dict[str, Any] = {"size": f"{HR_SIZE[1]}x{HR_SIZE[0]}",
-                           "bicubic": {"psnr": float(np.mean([psnr(b, h) for b, h in zip(bic, hr)])),
-                                       "ssim": float(np.mean([ssim(b, h) for b, h in zip(bic, hr)]))}}
-    if sr is not None:
-        out["sr"] = {"psnr": float(np.mean([psnr(s, h) for s, h in zip(sr, hr)])),
-                     "ssim": float(np.mean([ssim(s, h) for s, h in zip(sr, hr)]))}
-    return out, sr
-
-
-def to_uint8(chw: np.ndarray) -> Image.Image:
-    from lowres_ocr.core.images import to_uint8_image
-
-    return to_uint8_image(chw)
+    if kind != "pairs" or not lrs or len(lrs) != len(samples):
+        return None, None, None
+    return image_quality(p, lrs, [s.hr for s in samples], batch_size)
 
 
 def _thumb(img: Image.Image) -> Image.Image:
@@ -206,17 +193,18 @@ def _thumb(img: Image.Image) -> Image.Image:
 
 
 def _gallery_and_failures(samples: list[UsableSample], kind: str, model: dict[str, Any], preds: dict[str, list[Decoded]],
-                          scores: dict[str, list[Score]], sr: np.ndarray | None, peer_preds: dict[str, list[Decoded]],
-                          opts: Options) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+                          scores: dict[str, list[Score]], sr: np.ndarray | None, bicubic: np.ndarray | None,
+                          peer_preds: dict[str, list[Decoded]], opts: Options) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Gallery rows and worst failures; pairs show the bicubic image the bicubic mode recognizes and SR."""
     headline = model["headline_mode"]
 
     def row(i: int) -> dict[str, Any]:
         s = samples[i]
         images: dict[str, Image.Image] = {}
-        if kind == "pairs" and s.lr is not None:
-            images["LR (bicubic)"] = _thumb(to_uint8(to_array(s.lr, LR_SIZE)))
-            if sr is not None:
-                images["SR"] = to_uint8(sr[i])
+        if bicubic is not None:
+            images["LR (bicubic)"] = to_uint8(bicubic[i])
+        if sr is not None:
+            images["SR"] = to_uint8(sr[i])
         images["HR" if kind == "pairs" else "crop"] = _thumb(s.hr)
         return {"where": s.where, "label": s.label, "images": images,
                 "predictions": {m: preds[m][i].text for m in preds},
@@ -254,7 +242,7 @@ def evaluate_sets(model: Predictor, specs: list[str], peers: list[Predictor] | N
             sets_out.append(entry)
             continue
         res, preds, scores = evaluate_predictor(model, used, ev.kind, opts, progress, ev.name)
-        quality, sr = image_quality(model, used, opts.batch_size) if ev.kind == "pairs" else (None, None)
+        quality, sr, bicubic = _pairs_quality(model, used, ev.kind, opts.batch_size)
         peer_out: dict[str, Any] = {}
         peer_head: dict[str, list[Decoded]] = {}
         for peer in peers:
@@ -262,7 +250,7 @@ def evaluate_sets(model: Predictor, specs: list[str], peers: list[Predictor] | N
             peer_out[peer.name] = pres
             peer_head[peer.name] = ppreds[pres["headline_mode"]]
         entry.update({"model": res, "image_quality": quality, "peers": peer_out})
-        gallery, failures = _gallery_and_failures(used, ev.kind, res, preds, scores, sr, peer_head, opts)
+        gallery, failures = _gallery_and_failures(used, ev.kind, res, preds, scores, sr, bicubic, peer_head, opts)
         artifacts.gallery[ev.name], artifacts.failures[ev.name] = gallery, failures
         if predictions_dir is not None:
             _write_predictions(predictions_dir / f"{_safe(ev.name)}.tsv", used, preds, peer_head)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from lowres_ocr.data.lmdb_io import Sample, write_lmdb
 from lowres_ocr.evaluation.metrics import PSNR_CAP
@@ -124,3 +125,36 @@ def test_modes_filter(fake: FakePredictor, words_dir: Path, pairs_dir: Path) -> 
     # word sets have no sr/lr run for these predictors: each keeps its headline mode
     assert list(words["model"]["modes"]) == ["hr"] and words["model"]["headline_mode"] == "hr"
     assert report["options"]["modes"] == ["sr", "lr"]
+
+
+def test_bicubic_quality_measures_the_bicubic_accuracy_input(tiny_checkpoint: Path, pairs_dir: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The image behind the "bicubic" PSNR/SSIM and the gallery thumbnail is the one the bicubic mode recognizes."""
+    import numpy as np
+
+    from lowres_ocr.core.geometry import HR_SIZE, to_array
+    from lowres_ocr.core.images import to_uint8_image
+    from lowres_ocr.evaluation.metrics import psnr, ssim
+    from lowres_ocr.evaluation.predictors import TorchPredictor
+
+    model = TorchPredictor(tiny_checkpoint)
+    fed: list[np.ndarray] = []
+    recognize = model.recognizer.model.recognize
+
+    def spy(x):  # the 32×128 batch the recognizer reads
+        fed.append(x.detach().float().cpu().numpy())
+        return recognize(x)
+
+    monkeypatch.setattr(model.recognizer.model, "recognize", spy)
+    opts = Options(batch_size=4, latency_samples=0, gallery=len(WORDS), failures=0, modes=("bicubic",))
+    report, art = evaluate_sets(model, [str(pairs_dir)], opts=opts)
+    s = report["sets"][0]
+    assert list(s["model"]["modes"]) == ["bicubic"]
+    bicubic = np.concatenate(fed)
+    assert bicubic.shape == (len(WORDS), 3, HR_SIZE[1], HR_SIZE[0])
+    hr = [to_array(Image.open(pairs_dir / "hr" / f"{i:09d}.png"), HR_SIZE) for i in range(len(WORDS))]
+    q = s["image_quality"]["bicubic"]
+    assert q["psnr"] == pytest.approx(float(np.mean([psnr(b, h) for b, h in zip(bicubic, hr)])), rel=1e-12, abs=0)
+    assert q["ssim"] == pytest.approx(float(np.mean([ssim(b, h) for b, h in zip(bicubic, hr)])), rel=1e-12, abs=0)
+    for row, b in zip(art.gallery[s["name"]], bicubic):
+        assert np.array_equal(np.asarray(row["images"]["LR (bicubic)"]), np.asarray(to_uint8_image(b)))
