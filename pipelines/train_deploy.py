@@ -1,5 +1,9 @@
 """The lowres-ocr Kubeflow pipeline: data → LMDB → train → evaluate (gate) → ONNX → [TensorRT] → Triton → smoke test.
 
+The gate compares the trained candidate with the shipped model (``baseline_model``) set by set on the same crops;
+evaluate's ``deploy_model`` output is the checkpoint the rest of the pipeline exports and serves: the candidate when
+it passed, else the shipped model (the pipeline keeps serving it). Nothing is deployed only when there is neither.
+
 Compile: ``kfp dsl compile --py pipelines/train_deploy.py --output train_deploy.yaml``
 Run here: ``lowres-ocr pipeline run-local`` (kfp.local SubprocessRunner; kubernetes settings are ignored there).
 """
@@ -71,7 +75,9 @@ def train_deploy(
     launcher: str = "local",
     gpus: int = 0,
     min_accuracy: float = 50.0,
-    baseline_report: str = "",
+    baseline_report: str = "model/eval/report.json",
+    baseline_model: str = "model/lowres_ocr.pt",
+    gate_tolerance: float = 0.0,
     eval_sets: str = EVAL_SETS,
     eval_limit: int = 0,
     eval_modes: str = "",
@@ -81,7 +87,8 @@ def train_deploy(
     image: str = PROJECT_IMAGE,
     triton_image: str = "nvcr.io/nvidia/tritonserver:24.10-py3",
 ) -> NamedTuple("Outputs", [("data", dsl.Dataset), ("lmdb", dsl.Dataset), ("model", dsl.Model), ("report", dsl.HTML),
-                            ("predictions", dsl.Dataset), ("metrics", dsl.Metrics)]):
+                            ("predictions", dsl.Dataset), ("metrics", dsl.Metrics),
+                                     ("deploy_model", dsl.Model)]):
     data = _on_cluster(version_data(dataset_revision=dataset_revision, train_sets=TRAIN_SETS, eval_sets=eval_sets), image, s3=True)
     data.set_display_name("version-data (dvc pull)")
     lmdb = _on_cluster(build_lmdb(data=data.outputs["data"]), image)
@@ -94,9 +101,10 @@ def train_deploy(
     trained.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(gpus)
     ev = _on_cluster(evaluate(model=trained.outputs["model"], data=data.outputs["data"], min_accuracy=min_accuracy,
                               sets=eval_sets, limit=eval_limit, modes=eval_modes,
-                              baseline_report=baseline_report), image)
+                              baseline_report=baseline_report, baseline_model=baseline_model,
+                              tolerance=gate_tolerance), image)
     with dsl.If(ev.outputs["Output"] == True, name="deploy-gate"):  # noqa: E712 (a pipeline condition, not Python)
-        onnx = _on_cluster(export_onnx(model=trained.outputs["model"], data=data.outputs["data"]), image)
+        onnx = _on_cluster(export_onnx(model=ev.outputs["deploy_model"], data=data.outputs["data"]), image)
         # Each branch serves its own repository: kfp.local (2.17) cannot run dsl.OneOf, so deploy + smoke test
         # appear once per branch instead of once after a OneOf; only one branch runs.
         with dsl.If(gpus > 0, name="tensorrt-when-gpus"):
@@ -109,6 +117,7 @@ def train_deploy(
             repo_onnx = _on_cluster(build_triton_repo(onnx_model=onnx.outputs["onnx_model"], deploy_target=deploy_target), image)
             _serve(repo_onnx, ev, image, deploy_target, storage_uri, namespace, gpus, triton_image)
     outputs = NamedTuple("Outputs", [("data", dsl.Dataset), ("lmdb", dsl.Dataset), ("model", dsl.Model), ("report", dsl.HTML),
-                                     ("predictions", dsl.Dataset), ("metrics", dsl.Metrics)])
+                                     ("predictions", dsl.Dataset), ("metrics", dsl.Metrics),
+                                     ("deploy_model", dsl.Model)])
     return outputs(data.outputs["data"], lmdb.outputs["lmdb"], trained.outputs["model"], ev.outputs["report"],
-                   ev.outputs["predictions"], ev.outputs["metrics"])
+                   ev.outputs["predictions"], ev.outputs["metrics"], ev.outputs["deploy_model"])

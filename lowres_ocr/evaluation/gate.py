@@ -1,4 +1,5 @@
-"""The deploy gate: is the new report's weighted average good enough, and not worse than the baseline's?"""
+"""The deploy gate: is the new report's weighted average good enough, and not worse than the baseline's
+(on average: `gate`; set by set on the same samples: `gate_per_set`, what the pipeline uses)?"""
 
 from __future__ import annotations
 
@@ -72,4 +73,56 @@ def gate(new: dict[str, Any], min_accuracy: float, baseline: dict[str, Any] | No
         summary += f"; baseline {b:.2f}% ({scope})"
         if a < b - tolerance:
             reasons.append(f"{scope} {a:.2f}% is worse than the baseline's {b:.2f}% (tolerance {tolerance:.2f} points)")
+    return GateResult(not reasons, reasons, summary)
+
+
+def set_accuracies(report: dict[str, Any]) -> dict[str, float]:
+    """Headline-mode word accuracy (%) of each set the model was evaluated on."""
+    out: dict[str, float] = {}
+    for s in report["sets"]:
+        r = s.get("model")
+        if r:
+            cell = r["modes"][r["headline_mode"]]
+            out[s["name"]] = 100.0 * cell["correct"] / cell["n"] if cell["n"] else 0.0
+    return out
+
+
+def _sample_key(s: dict[str, Any]) -> tuple[Any, ...]:
+    model = s.get("model") or {}
+    mode = model.get("headline_mode")
+    n = model.get("modes", {}).get(mode, {}).get("n")
+    return s.get("total"), s.get("used"), s.get("unreadable"), mode, n
+
+
+def same_samples(new: dict[str, Any], baseline: dict[str, Any]) -> bool:
+    """True when the baseline report scored every set of ``new`` on the same samples in the same headline mode
+    (same sample counts: total, used, unreadable, scored), i.e. the two reports compare the same crops."""
+    old = {s["name"]: s for s in baseline["sets"]}
+    for s in new["sets"]:
+        if s["name"] not in old or _sample_key(s) != _sample_key(old[s["name"]]) or s.get("total") is None:
+            return False
+    return True
+
+
+def gate_per_set(new: dict[str, Any], min_accuracy: float, baseline: dict[str, Any] | None,
+                 tolerance: float = 0.0) -> GateResult:
+    """Pass when the average accuracy ≥ ``min_accuracy`` and, on every set both reports cover, the new accuracy
+    ≥ the baseline's − ``tolerance`` (points)."""
+    acc = float(new["average"]["accuracy"])
+    reasons = []
+    if acc < min_accuracy:
+        reasons.append(f"average accuracy {acc:.2f}% is below the threshold {min_accuracy:.2f}%")
+    summary = f"new average {acc:.2f}% (threshold {min_accuracy:.2f}%)"
+    if baseline is None:
+        return GateResult(not reasons, reasons, summary)
+    mine, theirs = set_accuracies(new), set_accuracies(baseline)
+    common = [name for name in mine if name in theirs]
+    if not common:
+        reasons.append(f"the baseline covers none of the new report's sets ({', '.join(sorted(theirs))})")
+        return GateResult(False, reasons, summary)
+    summary += "; per set new/baseline: " + ", ".join(f"{n} {mine[n]:.2f}/{theirs[n]:.2f}" for n in common)
+    for name in common:
+        if mine[name] < theirs[name] - tolerance:
+            reasons.append(f"{name} {mine[name]:.2f}% is worse than the baseline's {theirs[name]:.2f}% "
+                           f"(tolerance {tolerance:.2f} points)")
     return GateResult(not reasons, reasons, summary)

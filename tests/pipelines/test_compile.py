@@ -52,6 +52,16 @@ def test_deploy_is_gated_and_tensorrt_needs_gpus(compiled):
     assert "evaluate" in gate["dependentTasks"]
     gate_dag = spec["components"][gate["componentRef"]["name"]]["dag"]["tasks"]
     assert "export-onnx" in gate_dag
+    # what is exported and served is the checkpoint the gate chose (candidate or shipped), not train's output
+    assert gate_dag["export-onnx"]["inputs"]["artifacts"]["model"] == {"componentInputArtifact": "pipelinechannel--evaluate-deploy_model"}
+    assert gate["inputs"]["artifacts"]["pipelinechannel--evaluate-deploy_model"]["taskOutputArtifact"] == \
+        {"producerTask": "evaluate", "outputArtifactKey": "deploy_model"}
+    ev_params = tasks["evaluate"]["inputs"]["parameters"]
+    assert ev_params["baseline_model"]["componentInputParameter"] == "baseline_model"
+    assert ev_params["tolerance"]["componentInputParameter"] == "gate_tolerance"
+    defaults = spec["root"]["inputDefinitions"]["parameters"]
+    assert defaults["baseline_report"]["defaultValue"] == "model/eval/report.json"
+    assert defaults["baseline_model"]["defaultValue"] == "model/lowres_ocr.pt"
     conds = {t["triggerPolicy"]["condition"]: t for t in tasks.values() if "triggerPolicy" in t}
     trt = conds["int(inputs.parameter_values['pipelinechannel--gpus']) > 0"]
     trt_tasks = spec["components"][trt["componentRef"]["name"]]["dag"]["tasks"]
