@@ -20,7 +20,7 @@ def default_crops_dir() -> Path:
 
 
 def load_crops(source: Path, count: int) -> list[tuple[str, bytes]]:
-    from lowres_ocr.export.parity import iter_crops
+    from lowres_ocr.data.reader import iter_crops
 
     crops = []
     for item in iter_crops(source):

@@ -1,6 +1,6 @@
 """HR → LR degradation: the seed's recipe (blur + down/up sampling) plus express-sheet artefacts.
 
-``degrade(hr, rng, strength)`` returns a 64×16 RGB LR image; the same generator state gives the same image.
+``degrade(hr, rng, strength)`` returns an RGB LR image of the network input size (``lowres_ocr.core.geometry.LR_SIZE``); the same generator state gives the same image.
 - ``seed``: in random order, each with probability 0.8, a Gaussian blur with an odd kernel of 3–11 px
   (sigma derived from the kernel, as OpenCV does for sigma=0) and a down/up sampling that shrinks width
   and height independently by a random factor in [1, 4] and resizes back.
@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-LR_SIZE = (64, 16)
+from lowres_ocr.core.geometry import LR_SIZE
 
 
 def _blur(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:

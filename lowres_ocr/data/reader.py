@@ -1,4 +1,5 @@
-"""Evaluation sets: a dataset folder (``labels.tsv`` or a named variant) or an LMDB (ASTER / TextZoom keys).
+"""The one reader of a set, for every stage: a dataset folder (``labels.tsv`` or a named variant) or an LMDB
+(ASTER / TextZoom keys). Training sources, evaluation sets and the ONNX parity crops all come from here.
 
 A SET argument is ``PATH`` or ``PATH:LABELS`` where ``LABELS`` names another labels file of the folder,
 e.g. ``data/iiit5k_test:labels_cs.tsv`` for the case-sensitive re-annotation. The set is then called
@@ -8,6 +9,8 @@ message naming it; problems of single samples never do (they are listed in the r
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,8 +55,8 @@ class RawSample:
 
     where: str
     label: str
-    hr: bytes | None
-    lr: bytes | None = None
+    hr: bytes | Path | None  # a Path when the set was read lazily (files are read when used)
+    lr: bytes | Path | None = None
     error: str | None = None  # the bytes could not be read (missing file, ...)
 
 
@@ -76,7 +79,13 @@ def _read(path: Path) -> tuple[bytes | None, str | None]:
         return None, f"cannot read {path} ({err.strerror or err})"
 
 
-def _load_folder(spec: SetSpec) -> EvalSet:
+def is_lmdb(path: Path) -> bool:
+    """An LMDB directory (``data.mdb`` inside) or the ``data.mdb`` file itself."""
+    path = Path(path)
+    return (path / "data.mdb").is_file() or (path.suffix == ".mdb" and path.is_file())
+
+
+def _load_folder(spec: SetSpec, lazy: bool) -> EvalSet:
     labels = spec.labels or LABELS
     if not (spec.path / labels).is_file():
         extra = "" if spec.labels else " and no data.mdb (not a dataset folder nor an LMDB)"
@@ -88,7 +97,10 @@ def _load_folder(spec: SetSpec) -> EvalSet:
     samples: list[RawSample] = []
     for row in folder.rows:
         where = f"{labels}:{row.line} ({', '.join(row.paths)})"
-        if folder.kind == "pairs":
+        if lazy:
+            files = [folder.file(p) for p in row.paths]
+            samples.append(RawSample(where, row.label, files[0], files[1] if len(files) == 2 else None))
+        elif folder.kind == "pairs":
             hr, err_hr = _read(folder.file(row.paths[0]))
             lr, err_lr = _read(folder.file(row.paths[1]))
             samples.append(RawSample(where, row.label, hr, lr, err_hr or err_lr))
@@ -129,11 +141,55 @@ def _load_lmdb(spec: SetSpec) -> EvalSet:
     return EvalSet(spec, kind, samples)
 
 
-def load_set(spec: SetSpec | str) -> EvalSet:
-    """Read every sample's label and encoded bytes (images are decoded later, by the runner)."""
-    spec = parse_spec(spec) if isinstance(spec, str) else spec
+def load_set(spec: SetSpec | str | Path, lazy: bool = False) -> EvalSet:
+    """Every sample's label and encoded image bytes (decoded later, by the caller).
+
+    ``lazy``: a folder's samples hold file paths, read when used (training keeps large folders out of memory);
+    LMDB samples always hold bytes.
+    """
+    spec = parse_spec(str(spec)) if isinstance(spec, (str, Path)) else spec
     if not spec.path.exists():
         raise SetError(f"{spec}: no such file or directory")
-    if spec.path.is_dir() and not (spec.path / "data.mdb").is_file():
-        return _load_folder(spec)
+    if spec.path.is_dir() and not is_lmdb(spec.path):
+        return _load_folder(spec, lazy)
     return _load_lmdb(spec)
+
+
+def sample_bytes(data: bytes | Path) -> bytes:
+    """The encoded image of a sample side, reading the file of a lazily read set."""
+    return data.read_bytes() if isinstance(data, Path) else data
+
+
+def _set_crops(path: Path) -> Iterator[tuple[str, bytes]]:
+    """(name, encoded bytes) of the input side of each sample: the LR crop of a pair, else the word crop."""
+    for i, sample in enumerate(load_set(SetSpec(path), lazy=True).samples):
+        side = sample.lr if sample.lr is not None else sample.hr
+        if side is None:
+            continue
+        if isinstance(side, Path):
+            yield f"{path.name}/{Path(os.path.relpath(side, path)).as_posix()}", sample_bytes(side)
+        else:
+            yield f"{path.name}[{i}]", side
+
+
+def _round_robin(sources: list[Iterator[tuple[str, bytes]]]) -> Iterator[tuple[str, bytes]]:
+    while sources:
+        for it in list(sources):
+            try:
+                yield next(it)
+            except StopIteration:
+                sources.remove(it)
+
+
+def iter_crops(source: Path) -> Iterator[tuple[str, bytes]]:
+    """Input-side crops (name, bytes) of a set, or of every set in a folder of sets, mixed round-robin."""
+    source = Path(source)
+    if is_lmdb(source) or (source / LABELS).is_file():
+        yield from _set_crops(source)
+    elif source.is_dir():
+        subs = sorted(p for p in source.iterdir() if p.is_dir() and ((p / LABELS).is_file() or is_lmdb(p)))
+        if not subs:
+            raise FileNotFoundError(f"{source}: no labels.tsv, LMDB or dataset sub-folders")
+        yield from _round_robin([_set_crops(s) for s in subs])
+    else:
+        raise FileNotFoundError(f"{source}: not a dataset folder or LMDB")

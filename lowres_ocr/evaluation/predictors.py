@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from lowres_ocr.core.decoding import Decoded
-from lowres_ocr.core.geometry import LR_SIZE, batch_arrays
+from lowres_ocr.core.geometry import lr_batch
 
 
 @runtime_checkable
@@ -86,7 +86,7 @@ class OnnxPredictor:
         self.device = self.session.get_providers()[0]
 
     def _run(self, images: list[Image.Image], batch_size: int, output: str) -> np.ndarray:
-        outs = [self.session.run([output], {"lr": batch_arrays(images[i:i + batch_size], LR_SIZE)})[0]
+        outs = [self.session.run([output], {"lr": lr_batch(images[i:i + batch_size])})[0]
                 for i in range(0, len(images), batch_size)]
         return np.concatenate(outs) if outs else np.zeros((0,), dtype=np.float32)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import lowres_ocr
 from lowres_ocr.core.charset import CHARSET, NUM_CLASSES
-from lowres_ocr.core.geometry import HR_SIZE, LR_SIZE
+from lowres_ocr.core.geometry import HR_SIZE, LR_SIZE, input_shape
 
 OPSET = 17
 
@@ -27,7 +27,7 @@ def onnx_metadata(config: dict[str, Any] | None = None) -> dict[str, str]:
         "charset": CHARSET,
         "num_classes": str(NUM_CLASSES),
         "blank_index": "0",
-        "input": f"{INPUT_NAME}: float32 [B,3,{LR_SIZE[1]},{LR_SIZE[0]}] RGB in [0,1] (lowres_ocr.core.geometry.to_array)",
+        "input": f"{INPUT_NAME}: float32 [B,3,{LR_SIZE[1]},{LR_SIZE[0]}] RGB in [0,1] (lowres_ocr.core.geometry.lr_input)",
         "input_size": f"{LR_SIZE[0]}x{LR_SIZE[1]}",
         "sr_size": f"{HR_SIZE[0]}x{HR_SIZE[1]}",
         "outputs": "probs: float32 [B,T,95] softmax, class 0 = CTC blank (ctc) or end of sequence (attention); "
@@ -53,7 +53,7 @@ def export_onnx(model: Any, out: Path, *, config: dict[str, Any] | None = None, 
     wrapper = _InferPath(model).eval()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    dummy = torch.rand(2, 3, LR_SIZE[1], LR_SIZE[0])
+    dummy = torch.rand(2, *input_shape())
     # the tracer warns about RNN initial states and shape-dependent Python code; the dynamic batch axis is
     # verified by the parity check (batch sizes 1, 3 and 50) instead
     with torch.no_grad(), warnings.catch_warnings():

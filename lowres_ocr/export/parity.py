@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,71 +10,23 @@ from typing import Any
 import numpy as np
 
 from lowres_ocr.core.decoding import decode
-from lowres_ocr.core.geometry import LR_SIZE, batch_arrays
+from lowres_ocr.core.geometry import lr_batch
 from lowres_ocr.core.images import decode_image
+from lowres_ocr.data.reader import iter_crops
 from lowres_ocr.export.onnx_export import INPUT_NAME, OUTPUT_NAMES, ort_session
 
 PARITY_TOLERANCE = 1e-3
 
 
-def _dataset_rows(folder: Path) -> Iterator[tuple[str, Path]]:
-    for line in (folder / "labels.tsv").read_text(encoding="utf-8").splitlines():
-        parts = line.split("\t")
-        if len(parts) >= 2 and parts[0]:
-            image = parts[1] if len(parts) >= 3 else parts[0]  # pairs: hr, lr, label → the LR crop
-            yield f"{folder.name}/{image}", folder / image
-
-
-def _is_lmdb(path: Path) -> bool:
-    return (path / "data.mdb").is_file() or path.suffix == ".mdb"
-
-
-def _lmdb_images(path: Path) -> Iterator[tuple[str, bytes]]:
-    from lowres_ocr.data.lmdb_io import LmdbReader  # owned by the data stage
-
-    reader = LmdbReader(path)
-    for i in range(len(reader)):
-        sample = reader[i]
-        data = sample.lr if sample.lr is not None else sample.image
-        if data is not None:
-            yield f"{path.name}[{i}]", data
-
-
-def _round_robin(sources: list[Iterator[Any]]) -> Iterator[Any]:
-    while sources:
-        for it in list(sources):
-            try:
-                yield next(it)
-            except StopIteration:
-                sources.remove(it)
-
-
-def iter_crops(source: Path) -> Iterator[tuple[str, bytes]]:
-    """Encoded crops (name, bytes) from a dataset folder (labels.tsv), an LMDB, or a folder of either (mixed)."""
-    source = Path(source)
-    if _is_lmdb(source):
-        yield from _lmdb_images(source)
-    elif (source / "labels.tsv").is_file():
-        for name, path in _dataset_rows(source):
-            yield name, path.read_bytes()
-    elif source.is_dir():
-        subs = sorted(p for p in source.iterdir() if p.is_dir() and ((p / "labels.tsv").is_file() or _is_lmdb(p)))
-        if not subs:
-            raise FileNotFoundError(f"{source}: no labels.tsv, LMDB or dataset sub-folders")
-        yield from _round_robin([iter_crops(s) for s in subs])
-    else:
-        raise FileNotFoundError(f"{source}: not a dataset folder or LMDB")
-
-
 def load_crops(source: Path, count: int) -> tuple[list[str], np.ndarray]:
-    """The first ``count`` decodable crops of ``source`` as names and the network input [N,3,16,64]."""
+    """The first ``count`` crops of ``source`` (``lowres_ocr.data.reader.iter_crops``) as names and network inputs."""
     names, images = [], []
-    for name, data in iter_crops(source):
+    for name, data in iter_crops(Path(source)):
         images.append(decode_image(data, name))
         names.append(name)
         if len(images) == count:
             break
-    return names, batch_arrays(images, LR_SIZE)
+    return names, lr_batch(images)
 
 
 @dataclass

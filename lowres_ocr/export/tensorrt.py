@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from lowres_ocr.core.decoding import decode
-from lowres_ocr.core.geometry import LR_SIZE
+from lowres_ocr.core.geometry import input_shape
 from lowres_ocr.export.onnx_export import INPUT_NAME, ort_session, read_metadata
 from lowres_ocr.export.parity import PARITY_TOLERANCE
 
@@ -167,7 +167,7 @@ def check_engine(trt: ModuleType, plan: bytes, onnx_path: Path, settings: TrtSet
     decoder = read_metadata(onnx_path).get("decoder", "ctc")
     sizes = sorted({settings.profile.min_batch, settings.profile.opt_batch, settings.profile.max_batch})
     if lr is None:
-        lr = np.random.default_rng(0).random((max(sizes), 3, LR_SIZE[1], LR_SIZE[0]), dtype=np.float32)
+        lr = np.random.default_rng(0).random((max(sizes), *input_shape()), dtype=np.float32)
     max_diff, same, total = 0.0, 0, 0
     for size in sizes:
         batch = np.resize(lr, (size, *lr.shape[1:])).astype(np.float32)

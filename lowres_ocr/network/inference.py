@@ -12,7 +12,7 @@ from PIL import Image
 from lowres_ocr.core.decoding import Decoded, ctc_beam_search, decode, decode_ids
 from lowres_ocr.network import LowResOCR, load_model
 from lowres_ocr.network.sr import bicubic_upsample
-from lowres_ocr.core.geometry import HR_SIZE, LR_SIZE, batch_arrays
+from lowres_ocr.core.geometry import hr_batch, lr_batch, sr_shape
 
 Mode = Literal["sr", "bicubic", "hr"]
 MODES: tuple[str, ...] = ("sr", "bicubic", "hr")
@@ -40,8 +40,8 @@ class Recognizer:
     def _recognizer_input(self, chunk: list[Image.Image], mode: Mode) -> torch.Tensor:
         """The 32×128 image the recognizer sees under ``mode`` (HR crop, SR output or bicubic LR)."""
         if mode == "hr":
-            return torch.from_numpy(batch_arrays(chunk, HR_SIZE)).to(self.device)
-        lr = torch.from_numpy(batch_arrays(chunk, LR_SIZE)).to(self.device)
+            return torch.from_numpy(hr_batch(chunk)).to(self.device)
+        lr = torch.from_numpy(lr_batch(chunk)).to(self.device)
         if mode == "sr":
             return self.model.sr(lr)
         return bicubic_upsample(lr)
@@ -77,6 +77,6 @@ class Recognizer:
     @torch.inference_mode()
     def super_resolve(self, images: list[Image.Image], batch_size: int = 64) -> np.ndarray:
         """SR images float32 [N, 3, 32, 128] in [0, 1]."""
-        out = [self.model.sr(torch.from_numpy(batch_arrays(c, LR_SIZE)).to(self.device)).float().cpu().numpy()
+        out = [self.model.sr(torch.from_numpy(lr_batch(c)).to(self.device)).float().cpu().numpy()
                for c in self._batches(images, batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, 3, HR_SIZE[1], HR_SIZE[0]), dtype=np.float32)
+        return np.concatenate(out) if out else np.zeros((0, *sr_shape()), dtype=np.float32)

@@ -127,7 +127,7 @@ def smoke_command(
     """Recognize COUNT real crops over HTTP and gRPC, check a bad input is refused and the next request works."""
     import json
 
-    from lowres_ocr.export.parity import iter_crops
+    from lowres_ocr.data.reader import iter_crops
     from lowres_ocr.serving.smoke import smoke_test
 
     images = [b for _, b in zip(range(count), (data_ for _, data_ in iter_crops(data)))]

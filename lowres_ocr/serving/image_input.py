@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from lowres_ocr.core.geometry import LR_SIZE, to_array
+from lowres_ocr.core.geometry import lr_input
 from lowres_ocr.core.images import BadImageError, decode_image
 
 MAX_BYTES = 8 * 1024 * 1024
@@ -67,4 +67,4 @@ def image_bytes_to_input(data: bytes, limits: ImageLimits = ImageLimits(), name:
     """Encoded image → float32 [3, 16, 64] in [0, 1] (``lowres_ocr.core.geometry`` semantics); raises BadImageError."""
     data = bytes(data)
     check_header(data, limits, name)
-    return to_array(decode_image(data, name), LR_SIZE)
+    return lr_input(decode_image(data, name))

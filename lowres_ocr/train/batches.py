@@ -4,7 +4,7 @@ Batch ``s`` of rank ``r`` is a pure function of (seed, s, r): after a restart th
 step count to continue with exactly the data it would have seen.
 
 Sources (config ``data.train``, each with a ``weight``):
-- an LMDB (``lowres_ocr.data.lmdb_io.LmdbReader``) or a dataset folder (``labels.tsv``);
+- any set ``lowres_ocr.data.reader`` reads: an LMDB or a dataset folder (``labels.tsv`` or a variant);
 - pairs (TextZoom keys / hr+lr columns) use their real LR image;
 - word crops get their LR side from ``lowres_ocr.data.degrade.degrade`` (``degrade: seed|express``).
 """
@@ -20,15 +20,16 @@ import torch
 from PIL import Image
 
 from lowres_ocr.core.charset import MAX_LABEL_LENGTH, encode, fold_to_ascii, outside_charset
-from lowres_ocr.core.geometry import HR_SIZE, LR_SIZE, to_array
+from lowres_ocr.core.geometry import HR_SIZE, hr_input, lr_input, resize
 from lowres_ocr.core.images import decode_image
+from lowres_ocr.data.reader import SetSpec, is_lmdb, load_set
 
 
 @dataclass
 class RawSample:
     label: str
-    hr: bytes | str  # encoded bytes or a file path
-    lr: bytes | str | None  # None: synthesise from hr
+    hr: bytes | Path  # encoded bytes or a file
+    lr: bytes | Path | None  # None: synthesise from hr
 
 
 def clean_label(label: str) -> str | None:
@@ -49,7 +50,7 @@ class SampleSource:
         self.degrade = degrade
         if not self.path.exists():
             raise FileNotFoundError(f"training source {self.path} does not exist")
-        samples = self._read_folder(labels) if not (self.path / "data.mdb").exists() else self._read_lmdb()
+        samples = self._read(labels)
         if holdout_every:
             keep_val = split == "val"
             samples = [s for i, s in enumerate(samples) if (i % holdout_every == 0) == keep_val]
@@ -57,40 +58,22 @@ class SampleSource:
         if not self.samples:
             raise ValueError(f"training source {self.path} has no usable samples")
 
-    def _read_folder(self, labels: str) -> list[RawSample]:
-        from lowres_ocr.data.datasets import read_folder
-
-        ds = read_folder(self.path, labels)  # malformed / duplicate lines are skipped there
+    def _read(self, labels: str) -> list[RawSample]:
+        """Usable samples in set order (unreadable samples and labels outside the charset are left out)."""
+        variant = None if labels == "labels.tsv" or is_lmdb(self.path) else labels
         out = []
-        for row in ds.rows:
-            text = clean_label(row.label)
-            if text is not None:
-                lr = str(ds.file(row.paths[1])) if len(row.paths) == 2 else None
-                out.append(RawSample(text, str(ds.file(row.paths[0])), lr))
-        return out
-
-    def _read_lmdb(self) -> list[RawSample]:
-        from lowres_ocr.data.lmdb_io import LmdbReader
-
-        reader = LmdbReader(self.path)
-        out = []
-        for i in range(len(reader)):
-            s = reader[i]
+        for s in load_set(SetSpec(self.path, variant), lazy=True).samples:
             text = clean_label(s.label)
-            if text is None:
-                continue
-            if reader.kind == "pairs":
+            if text is not None and s.error is None and s.hr is not None:
                 out.append(RawSample(text, s.hr, s.lr))
-            else:
-                out.append(RawSample(text, s.image, None))
         return out
 
     def __len__(self) -> int:
         return len(self.samples)
 
 
-def _open(data: bytes | str) -> Image.Image:
-    return decode_image(Path(data) if isinstance(data, str) else data)
+def _open(data: bytes | Path) -> Image.Image:
+    return decode_image(data)
 
 
 def _degrade(hr: Image.Image, rng: np.random.Generator, strength: str) -> Image.Image:
@@ -103,7 +86,9 @@ class StepBatches(torch.utils.data.Dataset):
     """``dataset[step]`` → the collated batch of this rank for that step."""
 
     def __init__(self, sources: list[SampleSource], weights: list[float], batch_size: int, seed: int, rank: int = 0,
-                 world_size: int = 1, length: int = 10**9):
+                 world_size: int = 1, length: int = 10**9, real_lr_share: float = 0.85, hr_share: float = 0.05):
+        """``real_lr_share``: how often a pair's real LR crop is the input (else its HR crop degraded);
+        ``hr_share``: how often the HR crop itself is the input (the deployed model reads HR crops too)."""
         self.sources = sources
         w = np.asarray(weights, dtype=np.float64)
         self.probs = w / w.sum()
@@ -112,6 +97,8 @@ class StepBatches(torch.utils.data.Dataset):
         self.rank = rank
         self.world_size = world_size
         self.length = length
+        self.real_lr_share = real_lr_share
+        self.hr_share = hr_share
 
     def __len__(self) -> int:
         return self.length
@@ -120,13 +107,13 @@ class StepBatches(torch.utils.data.Dataset):
         src = self.sources[rng.choice(len(self.sources), p=self.probs)]
         raw = src.samples[rng.integers(len(src))]
         hr = _open(raw.hr)
-        if raw.lr is not None and rng.random() < 0.85:
+        if raw.lr is not None and rng.random() < self.real_lr_share:
             lr = _open(raw.lr)
         else:  # word crops always, real pairs sometimes: synthetic degradation of the HR crop
-            lr = _degrade(hr.resize(HR_SIZE, Image.BICUBIC), rng, src.degrade)
-        if rng.random() < 0.05:  # the deployed model must read HR input too
+            lr = _degrade(resize(hr, HR_SIZE), rng, src.degrade)
+        if rng.random() < self.hr_share:
             lr = hr
-        return to_array(lr, LR_SIZE), to_array(hr, HR_SIZE), raw.label
+        return lr_input(lr), hr_input(hr), raw.label
 
     def __getitem__(self, step: int) -> dict[str, Any]:
         rng = np.random.default_rng([self.seed, step, self.rank, self.world_size])

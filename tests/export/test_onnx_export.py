@@ -9,6 +9,7 @@ import onnx
 import pytest
 from typer.testing import CliRunner
 
+from lowres_ocr.data import reader
 from lowres_ocr.export import onnx_export, parity
 from lowres_ocr.core.charset import CHARSET, NUM_CLASSES
 from lowres_ocr.cli import app as cli_app
@@ -94,10 +95,10 @@ def test_crops_from_a_folder_of_sets_and_pairs(tmp_path: Path, real_crops: Path)
         (words / "images" / f.name).write_bytes(f.read_bytes())
     (pairs / "lr" / "p.png").write_bytes(files[3].read_bytes())
     (pairs / "labels.tsv").write_text("hr/p.png\tlr/p.png\ty\n")
-    names = [n for n, _ in parity.iter_crops(tmp_path)]
+    names = [n for n, _ in reader.iter_crops(tmp_path)]
     assert names == [f"a_words/images/{files[0].name}", "b_pairs/lr/p.png", f"a_words/images/{files[1].name}"]
     with pytest.raises(FileNotFoundError):
-        list(parity.iter_crops(tmp_path / "a_words" / "images"))
+        list(reader.iter_crops(tmp_path / "a_words" / "images"))
 
 
 def test_cli_export_onnx_with_parity(tiny_checkpoint: Path, real_crops: Path, tmp_path: Path) -> None:

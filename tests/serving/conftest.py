@@ -47,7 +47,7 @@ def served_model(tmp_path_factory: pytest.TempPathFactory) -> ServedModel:
 
     from lowres_ocr.core.decoding import decode
     from lowres_ocr.export.onnx_export import export_onnx
-    from lowres_ocr.export.parity import iter_crops
+    from lowres_ocr.data.reader import iter_crops
     from lowres_ocr.serving.image_input import image_bytes_to_input
 
     name, model = _build_model()

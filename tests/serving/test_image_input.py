@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from lowres_ocr.core.images import BadImageError, decode_image
-from lowres_ocr.core.geometry import to_array
+from lowres_ocr.core.geometry import lr_input
 from lowres_ocr.serving.image_input import ImageLimits, check_header, image_bytes_to_input
 
 
@@ -26,7 +26,7 @@ def test_any_mode_matches_preprocess(mode: str) -> None:
     data = _encode(img)
     out = image_bytes_to_input(data)
     assert out.shape == (3, 16, 64) and out.dtype == np.float32 and 0.0 <= out.min() <= out.max() <= 1.0
-    np.testing.assert_array_equal(out, to_array(decode_image(data)))
+    np.testing.assert_array_equal(out, lr_input(decode_image(data)))
 
 
 def test_jpeg_accepted() -> None:
