@@ -105,8 +105,7 @@ class LowResOCR(nn.Module):
         """Every loss part and their weighted ``total`` for a batch of LR/HR pairs with labels."""
         sr = self.sr(lr)
         parts: dict[str, torch.Tensor] = {"sr": sr_loss(sr, hr, weights.get("sr_gradient", 1.0))}
-        # with none of them weighted (SR pre-training) the recognizer is not run: 24 vs 10.5 samples/s
-        # on 2 CPU cores against CTC through the frozen recognizer (model card, session 3)
+        # with none of them weighted (SR pre-training) the recognizer is not run at all
         if any(weights.get(k, 0) for k in RECOGNIZER_LOSSES):
             parts.update(self._recognizer_losses(sr, hr, targets, target_lengths, weights))
         parts["total"] = sum(float(weights.get(k, 0.0)) * v for k, v in parts.items())
