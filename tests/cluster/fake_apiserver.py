@@ -1,8 +1,18 @@
 """A local HTTP server on 127.0.0.1 that plays the Kubernetes API server for the cluster code's tests.
 
-It records every request (method, path, query, JSON body), validates every body sent to it with the same
-schemas as production (``lowres_ocr.cluster.schemas``; an invalid body gets 422 like a real server), keeps
-the objects it was given, and answers watches from a per-object script of status updates.
+It records every request (method, path, query, content type, body), validates every object it stores with
+the same schemas as production (``lowres_ocr.cluster.schemas``; an invalid body gets 422 like a real server),
+keeps the objects it was given, and answers watches from a per-object script of status updates.
+
+PATCH takes a JSON merge patch (RFC 7386; a strategic merge patch is merged the same way, so lists are
+replaced: enough for the objects here) or a server-side apply (``application/apply-patch+yaml``, with a
+required ``fieldManager``): apply creates the object when it is missing (201) and otherwise makes the applied
+configuration the object's content, so a field left out of it is gone, as for a real server where one
+manager owns every field it applied. A non-forced apply by another manager than the object's gets 409.
+
+With ``State.rules`` set (the rules of a Role), a request whose verb the rules do not grant gets 403; a
+server-side apply that creates the object needs ``create`` as well as ``patch``, as upstream.
+Every (group, resource, verb) checked is recorded in ``State.verbs``.
 """
 
 from __future__ import annotations
@@ -15,7 +25,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import yaml
+
 from lowres_ocr.cluster import schemas
+
+APPLY_PATCH = "application/apply-patch+yaml"
+MERGE_PATCHES = ("application/merge-patch+json", "application/strategic-merge-patch+json")
 
 
 @dataclass
@@ -24,6 +39,7 @@ class Request:
     path: str
     query: dict[str, list[str]]
     body: Any = None
+    content_type: str = ""
 
 
 @dataclass
@@ -40,6 +56,33 @@ class State:
     lock: threading.Lock = field(default_factory=threading.Lock)
     # called with each created object (plays the operator/controller, e.g. writes a checkpoint to a shared dir)
     on_create: Any = None
+    rules: list[dict[str, Any]] | None = None  # a Role's rules; None grants everything
+    verbs: set[tuple[str, str, str]] = field(default_factory=set)  # (group, resource, verb) of every request
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: maps merge recursively, null deletes a key, anything else replaces."""
+    if not isinstance(patch, dict):
+        return json.loads(json.dumps(patch))
+    out = dict(target) if isinstance(target, dict) else {}
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = merge_patch(out.get(k), v)
+    return out
+
+
+def resource_of(path: str) -> tuple[str, str]:
+    """(API group, resource[/subresource]) of a request path."""
+    parts = path.strip("/").split("/")
+    group = "" if parts[0] == "api" else parts[1]
+    rest = parts[parts.index("namespaces") + 2:] if "namespaces" in parts else parts[(2 if group == "" else 3):]
+    return group, "/".join([rest[0], *rest[2:3]])
+
+
+def granted(rules: list[dict[str, Any]], group: str, resource: str, verb: str) -> bool:
+    return any(group in r["apiGroups"] and resource in r["resources"] and verb in r["verbs"] for r in rules)
 
 
 def _split(path: str) -> tuple[str, str | None]:
@@ -74,11 +117,24 @@ class Handler(BaseHTTPRequestHandler):
     def _record(self) -> Request:
         url = urlparse(self.path)
         length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length)) if length else None
-        req = Request(self.command, url.path, parse_qs(url.query), body)
+        content_type = self.headers.get("Content-Type", "")
+        raw = self.rfile.read(length) if length else b""
+        body = (yaml.safe_load(raw) if content_type == APPLY_PATCH else json.loads(raw)) if raw else None
+        req = Request(self.command, url.path, parse_qs(url.query), body, content_type)
         with self.state.lock:
             self.state.requests.append(req)
         return req
+
+    def _allowed(self, req: Request, verb: str) -> bool:
+        """Records the request's verb; answers 403 (and False) when ``State.rules`` do not grant it."""
+        group, resource = resource_of(req.path)
+        with self.state.lock:
+            self.state.verbs.add((group, resource, verb))
+            rules = self.state.rules
+        if rules is None or granted(rules, group, resource, verb):
+            return True
+        self._status(403, "Forbidden", f"cannot {verb} resource {resource!r} in API group {group!r}")
+        return False
 
     def _validated(self, body: dict[str, Any]) -> bool:
         try:
@@ -91,7 +147,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         req = self._record()
         coll, _ = _split(req.path)
-        if not self._validated(req.body):
+        if not self._allowed(req, "create") or not self._validated(req.body):
             return
         key = f"{coll}/{req.body['metadata']['name']}"
         with self.state.lock:
@@ -107,22 +163,66 @@ class Handler(BaseHTTPRequestHandler):
     def do_PATCH(self) -> None:  # noqa: N802
         req = self._record()
         coll, name = _split(req.path)
-        if self.headers.get("Content-Type") not in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
-            return self._status(415, "UnsupportedMediaType", self.headers.get("Content-Type", ""))
-        if not self._validated(req.body):
+        if not self._allowed(req, "patch"):
             return
+        if req.content_type == APPLY_PATCH:
+            return self._apply(req, f"{coll}/{name}", name or "")
+        if req.content_type not in MERGE_PATCHES:
+            return self._status(415, "UnsupportedMediaType", req.content_type)
         key = f"{coll}/{name}"
         with self.state.lock:
-            if key not in self.state.objects:
-                return self._status(404, "NotFound", key)
-            obj = self.state.objects[key]
-            obj["spec"] = req.body.get("spec", obj.get("spec"))
-            obj["metadata"]["generation"] += 1
+            current = self.state.objects.get(key)
+        if current is None:
+            return self._status(404, "NotFound", key)
+        obj = merge_patch(current, req.body)
+        if not self._validated(obj):
+            return
+        self._store(key, obj, current)
+        self._send(200, obj)
+
+    def _store(self, key: str, obj: dict[str, Any], current: dict[str, Any]) -> None:
+        """Replace ``current`` by ``obj`` keeping the server's metadata; a new spec bumps the generation."""
+        meta = current["metadata"]
+        obj["metadata"].update(uid=meta["uid"], resourceVersion=str(int(meta["resourceVersion"]) + 1),
+                               generation=meta["generation"] + (obj.get("spec") != current.get("spec")))
+        if "status" in current:
+            obj["status"] = current["status"]
+        with self.state.lock:
+            self.state.objects[key] = obj
+
+    def _apply(self, req: Request, key: str, name: str) -> None:
+        """Server-side apply: create when missing, else the applied configuration becomes the object."""
+        manager = req.query.get("fieldManager", [""])[0]
+        if not manager:
+            return self._status(400, "BadRequest", "fieldManager: Required value: is required for apply patch")
+        if (req.body or {}).get("metadata", {}).get("name") != name:
+            return self._status(400, "BadRequest", f"the name of the object does not match the name on the URL ({name})")
+        if not self._validated(req.body):
+            return
+        obj = json.loads(json.dumps(req.body))
+        obj["metadata"]["managedFields"] = [{"manager": manager, "operation": "Apply"}]
+        with self.state.lock:
+            current = self.state.objects.get(key)
+        if current is None:
+            if not self._allowed(req, "create"):
+                return
+            obj["metadata"].update(uid=f"uid-{len(self.state.objects)}", generation=1, resourceVersion="1")
+            with self.state.lock:
+                self.state.objects[key] = obj
+            if self.state.on_create is not None:
+                self.state.on_create(obj)
+            return self._send(201, obj)
+        owner = current["metadata"].get("managedFields", [{}])[0].get("manager")
+        if owner != manager and req.query.get("force", [""])[0] != "true":
+            return self._status(409, "Conflict", f"Apply failed with 1 conflict: fields owned by {owner!r}")
+        self._store(key, obj, current)
         self._send(200, obj)
 
     def do_DELETE(self) -> None:  # noqa: N802
         req = self._record()
         coll, name = _split(req.path)
+        if not self._allowed(req, "delete"):
+            return
         with self.state.lock:
             obj = self.state.objects.pop(f"{coll}/{name}", None)
         if obj is None:
@@ -131,6 +231,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802
         req = self._record()
+        watching = req.query.get("watch", [""])[0].lower() == "true"
+        if not self._allowed(req, "watch" if watching else "list" if _split(req.path)[1] is None else "get"):
+            return
         if req.path.endswith("/log"):
             pod = req.path.split("/")[-2]
             text = self.state.logs.get(pod, "")
@@ -149,7 +252,7 @@ class Handler(BaseHTTPRequestHandler):
             k, _, v = sel.partition("=")
             items = [p for p in self.state.pods if p["metadata"].get("labels", {}).get(k) == v]
             return self._send(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items})
-        if req.query.get("watch", [""])[0].lower() == "true":
+        if watching:
             return self._watch(coll, req)
         key = f"{coll}/{name}"
         with self.state.lock:

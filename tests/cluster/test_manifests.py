@@ -50,7 +50,7 @@ def test_rbac_is_namespaced_and_least_privilege():
         ("kubeflow.org", "pytorchjobs"): {"create", "get", "list", "watch", "delete"},
         ("trainer.kubeflow.org", "trainjobs"): {"create", "get", "list", "watch", "delete"},
         ("apps", "deployments"): {"create", "get", "patch"},
-        ("", "services"): {"create", "get", "patch"},
+        ("", "services"): {"create", "patch"},  # applied, never read (tests/cluster/test_apply.py)
         ("serving.kserve.io", "inferenceservices"): {"create", "get", "patch"},
         ("", "pods"): {"list"},
         ("", "pods/log"): {"get"},

@@ -1,4 +1,4 @@
-"""Triton Deployment + Service and KServe InferenceService against the fake API server (idempotent apply, ready wait)."""
+"""Triton Deployment + Service and KServe InferenceService against the fake API server (server-side apply, ready wait)."""
 
 from __future__ import annotations
 
@@ -34,11 +34,11 @@ def test_deploy_kubernetes_is_idempotent(apiserver, clients):
     assert ep.http_url == "lowres-ocr-triton.ml.svc.cluster.local:8000"
     ep2 = triton.deploy(clients, "kubernetes", t, "s3://lowres-ocr/triton", timeout=10, poll=0.05, log=lambda m: None)
     assert ep2.actions == {"Deployment": "patched", "Service": "patched"}
-    sent = [r for r in apiserver.calls() if r.method in ("POST", "PATCH")]
-    assert [(r.method, r.path.rsplit("/", 2)[-2:] if r.method == "PATCH" else r.path.rsplit("/", 1)[-1]) for r in sent] == [
-        ("POST", "deployments"), ("POST", "services"), ("POST", "deployments"), ("PATCH", ["deployments", "lowres-ocr-triton"]),
-        ("POST", "services"), ("PATCH", ["services", "lowres-ocr-triton"])]
+    sent = [r for r in apiserver.calls() if r.method != "GET"]
+    assert [(r.method, r.path.rsplit("/", 2)[-2:]) for r in sent] == [
+        ("PATCH", ["deployments", "lowres-ocr-triton"]), ("PATCH", ["services", "lowres-ocr-triton"])] * 2
     for r in sent:
+        assert r.content_type == "application/apply-patch+yaml" and r.query["fieldManager"] == ["lowres-ocr"]
         schemas.validate(r.body)
 
 
@@ -49,10 +49,11 @@ def test_deploy_kserve_waits_for_ready(apiserver, clients):
     ep = triton.deploy(clients, "kserve", t, "s3://lowres-ocr/triton", timeout=10, poll=0.05, log=lambda m: None)
     assert ep.actions == {"InferenceService": "created"}
     assert ep.http_url == "lowres-ocr-triton-predictor.ml.svc.cluster.local:80" and ep.grpc_url == ""
-    post = apiserver.calls("POST")[0]
-    assert post.path == "/apis/serving.kserve.io/v1beta1/namespaces/ml/inferenceservices"
-    assert post.body["spec"]["predictor"]["model"]["modelFormat"] == {"name": "triton"}
-    assert post.body["spec"]["predictor"]["model"]["storageUri"] == "s3://lowres-ocr/triton"
+    applied = apiserver.calls("PATCH")[0]
+    assert applied.path == "/apis/serving.kserve.io/v1beta1/namespaces/ml/inferenceservices/lowres-ocr-triton"
+    assert applied.content_type == "application/apply-patch+yaml"
+    assert applied.body["spec"]["predictor"]["model"]["modelFormat"] == {"name": "triton"}
+    assert applied.body["spec"]["predictor"]["model"]["storageUri"] == "s3://lowres-ocr/triton"
     reads = [r for r in apiserver.calls("GET") if r.path.endswith("/inferenceservices/lowres-ocr-triton")]
     assert len(reads) == 2
 
