@@ -1,6 +1,6 @@
 """Deploy the Triton model repository on the cluster: Deployment + Service, or a KServe InferenceService.
 
-Idempotent (create, else merge-patch) and waits for readiness. NOT run against a real cluster here.
+Idempotent (server-side apply) and waits for readiness. NOT run against a real cluster here.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ def test_unit_kubernetes_target(onnx_dir, tmp_path, apiserver, kubeconfig, monke
                                     storage_uri="pvc://triton/lowres", namespace="ml", gpus=1)
     assert out.http_url == "lowres-ocr-triton.ml.svc.cluster.local:8000"
     assert (tmp_path / "workspace" / "triton" / "lowres" / "recognizer" / "1" / "model.onnx").is_file()
-    posts = apiserver.calls("POST")
+    posts = apiserver.calls("PATCH")
     assert [p.body["kind"] for p in posts] == ["Deployment", "Service"]
     for p in posts:
         schemas.validate(p.body)
