@@ -38,16 +38,23 @@ def torchrun_command(config: str, nproc_per_node: int, nnodes: int = 1, node_ran
 
 @app.callback()
 def train(
-    config: str = typer.Option("default", help="YAML file or preset: small, default, gpu"),
+    config: str = typer.Option("default", help="YAML file or preset name (lowres_ocr/train/configs: small, default, gpu, ...)"),
     nproc_per_node: int = typer.Option(2, "--nproc-per-node", help="processes (CPU workers or GPUs) per node"),
     nnodes: int = typer.Option(1, help="number of nodes"),
     node_rank: Optional[int] = typer.Option(None, help="this node's rank (multi-node)"),
     master: Optional[str] = typer.Option(None, help="rendezvous endpoint host:port (multi-node)"),
-    set_: Optional[list[str]] = typer.Option(None, "--set", help="config override key.sub=value (repeatable)"),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="config override key.sub=value, value as YAML (repeatable)"),
     output_dir: Optional[str] = typer.Option(None, help="checkpoints and metrics.jsonl go here"),
     dry_run: bool = typer.Option(False, help="print the torchrun command and exit"),
 ) -> None:
     """Train (or resume: the same command continues from <output_dir>/last.pt)."""
+    from lowres_ocr.train.config import ConfigError, load_config
+
+    try:  # here, before torchrun starts or any output folder exists: a bad key fails once, with its name
+        load_config(config, set_, output_dir)
+    except (ConfigError, FileNotFoundError) as err:
+        typer.echo(f"lowres-ocr train: {err}", err=True)
+        raise typer.Exit(2) from None
     cmd = torchrun_command(config, nproc_per_node, nnodes, node_rank, master, set_, output_dir)
     if dry_run:
         typer.echo(" ".join(cmd))

@@ -17,7 +17,7 @@ from lowres_ocr.pipeline.workspace import link_tree, workspace
 
 def training_config(preset: str, lmdb: Path, steps: int, init_from: str, output_dir: Path) -> dict[str, Any]:
     """The preset with its datasets pointed at the LMDBs (``data/<set>`` → ``<lmdb>/<set>``)."""
-    from lowres_ocr.train.trainer import load_config
+    from lowres_ocr.train.config import load_config
 
     cfg = load_config(preset)
     entries = list(cfg["data"]["train"]) + ([cfg["data"]["val"]] if cfg["data"].get("val") else [])

@@ -2,7 +2,7 @@
 
 Reads the standard torchrun / Kubeflow operator environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT),
 picks NCCL on GPU and gloo on CPU, and resumes from ``<output_dir>/last.pt`` when it exists: model,
-optimizer, scheduler, step, RNG and data position (batches are a function of the step, see train_data).
+optimizer, scheduler, step, RNG and data position (batches are a function of the step, see batches.py).
 Checkpoints are written atomically every ``checkpoint_every`` steps and on SIGTERM.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import random
 import signal
 import sys
@@ -22,82 +21,15 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-import yaml
 
-from lowres_ocr.core.charset import normalize_36
 from lowres_ocr.network import DEFAULT_LOSS_WEIGHTS, build_model, load_checkpoint, load_model, save_checkpoint
 from lowres_ocr.network.encoders import PPOCREncoder
 from lowres_ocr.network.model import merge
-from lowres_ocr.network.sr import bicubic_upsample
 from lowres_ocr.train.batches import StepBatches, build_sources, load_eval_set
-
-CONFIG_DIR = Path(__file__).parent / "configs"
-
-
-# -- configuration ------------------------------------------------------------------------------------
-def resolve_config_path(name: str | Path) -> Path:
-    """A YAML path, or the name of a packaged config in lowres_ocr/train/configs (the error for an unknown name lists them)."""
-    path = Path(name)
-    if path.is_file():
-        return path
-    packaged = CONFIG_DIR / f"{name}.yaml"
-    if packaged.is_file():
-        return packaged
-    names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-    raise FileNotFoundError(f"config {name!r} is neither a file nor one of the packaged configs {names}")
-
-
-def apply_override(cfg: dict[str, Any], assignment: str) -> None:
-    """``a.b.c=value`` (value parsed as YAML) into ``cfg``."""
-    if "=" not in assignment:
-        raise ValueError(f"override {assignment!r} must look like key.sub=value")
-    key, raw = assignment.split("=", 1)
-    node: Any = cfg
-    parts = key.split(".")
-    for part in parts[:-1]:
-        node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
-    last = parts[-1]
-    if isinstance(node, list):
-        node[int(last)] = yaml.safe_load(raw)
-    else:
-        node[last] = yaml.safe_load(raw)
-
-
-def load_config(name: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
-    cfg = yaml.safe_load(resolve_config_path(name).read_text())
-    for assignment in overrides or []:
-        apply_override(cfg, assignment)
-    return cfg
-
-
-# -- distributed --------------------------------------------------------------------------------------
-def setup_distributed() -> tuple[int, int, int, torch.device]:
-    rank = int(os.environ.get("RANK", 0))
-    world = int(os.environ.get("WORLD_SIZE", 1))
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
-    if torch.cuda.is_available():
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-        backend = "nccl"
-    else:
-        device = torch.device("cpu")
-        # an explicit OMP_NUM_THREADS wins (e.g. two single-process runs sharing the cores); else split the cores
-        threads = os.environ.get("OMP_NUM_THREADS", "")
-        torch.set_num_threads(int(threads) if threads.isdigit() and int(threads) > 0
-                              else max(1, (os.cpu_count() or 1) // max(1, local_world)))
-        backend = "gloo"
-    if world > 1:
-        dist.init_process_group(backend=backend)
-    return rank, world, local_rank, device
-
-
-def _all_any(flag: bool, device: torch.device) -> bool:
-    if not dist.is_initialized():
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t)
-    return bool(t.item() > 0)
+from lowres_ocr.train.config import (  # noqa: F401 (the config API, also importable from here)
+    CONFIG_DIR, ConfigError, apply_override, check_config, load_config, merge_model_config, resolve_config_path)
+from lowres_ocr.train.distributed import all_any, setup_distributed
+from lowres_ocr.train.validation import validate
 
 
 # -- optimisation -------------------------------------------------------------------------------------
@@ -122,29 +54,6 @@ def lr_lambda(warmup: int, total: int):
         progress = (step - warmup) / max(1, total - warmup)
         return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
     return f
-
-
-# -- validation ---------------------------------------------------------------------------------------
-@torch.no_grad()
-def validate(model, images, labels, device: torch.device, batch_size: int = 64) -> dict[str, float]:
-    from lowres_ocr.core.decoding import ctc_greedy
-    from lowres_ocr.core.geometry import LR_SIZE, batch_arrays
-
-    modes = [(m, m.training) for m in model.modules()]  # restored as they were: frozen parts stay in eval mode
-    model.eval()
-    # val_bicubic_accuracy: the same recognizer fed bicubic-upsampled LR, i.e. what the SR branch has to beat
-    paths = {"val_accuracy": model.sr, "val_bicubic_accuracy": bicubic_upsample}
-    correct = dict.fromkeys(paths, 0)
-    for i in range(0, len(images), batch_size):
-        lr = torch.from_numpy(batch_arrays(images[i:i + batch_size], LR_SIZE)).to(device)
-        truth = [normalize_36(gt) for gt in labels[i:i + batch_size]]
-        for key, upsample in paths.items():
-            decoded = ctc_greedy(model.recognize(upsample(lr)).float().cpu().numpy())
-            correct[key] += sum(normalize_36(d.text) == t for d, t in zip(decoded, truth))
-    for module, training in modes:
-        module.train(training)
-    n = max(1, len(images))
-    return {**{key: c / n for key, c in correct.items()}, "val_samples": float(len(images))}
 
 
 # -- freezing and initialisation ------------------------------------------------------------------------
@@ -200,21 +109,6 @@ def reinitialise(model: torch.nn.Module, parts: list[str]) -> None:
         encoder, head = PPOCREncoder.pretrained(rec.get("width", 192))
         model.encoder.load_state_dict(encoder.state_dict())
         model.head.load_state_dict(head.state_dict())
-
-
-def check_config(cfg: dict[str, Any]) -> None:
-    """Refuse combinations that cannot work, before the trainer has side effects.
-
-    - ``loss_weights.feature`` unless the recognizer is frozen. Measured: against a trainable encoder the MSE is cut by
-      shrinking both sides' features (validation fell from 78.5 % to 68 % in 100 steps); it needs the fixed HR features
-      of a frozen recognizer.
-    - ``reinit`` without ``init_from``: there is no loaded checkpoint to reset parts of.
-    """
-    if (cfg.get("loss_weights") or {}).get("feature") and "recognizer" not in (cfg["train"].get("freeze") or []):
-        raise ValueError("loss_weights.feature needs train.freeze to include 'recognizer': against a trainable "
-                         "encoder the feature MSE collapses the features instead of improving the SR path")
-    if cfg.get("reinit") and not cfg.get("init_from"):
-        raise ValueError("reinit needs init_from: it resets parts of a loaded checkpoint")
 
 
 def _leave_sigterm_to_the_trainer(worker_id: int) -> None:
@@ -378,7 +272,7 @@ class Trainer:
                 if metrics["val_accuracy"] > self.best:
                     self.best = metrics["val_accuracy"]
                     self.save("best.pt", {"val": metrics})
-            stop = _all_any(self.stop_requested, self.device)
+            stop = all_any(self.stop_requested, self.device)
             if self.step % ckpt_every == 0 or self.step == steps or stop:
                 self.save("last.pt")
             if dist.is_initialized():
@@ -402,12 +296,6 @@ class Trainer:
         gathered = [torch.zeros_like(local) for _ in range(self.world)]
         dist.all_gather(gathered, local)
         return [float(t.item()) for t in gathered]
-
-
-def merge_model_config(model_cfg: dict[str, Any] | None) -> dict[str, Any]:
-    from lowres_ocr.network import DEFAULT_MODEL
-
-    return merge(DEFAULT_MODEL, model_cfg)
 
 
 class _progress:
@@ -444,9 +332,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a config value, e.g. --set train.steps=100 (repeatable)")
     parser.add_argument("--output-dir", help="where checkpoints and metrics go (overrides output_dir)")
     args = parser.parse_args(argv)
-    cfg = load_config(args.config, args.overrides)
-    if args.output_dir:
-        cfg["output_dir"] = args.output_dir
+    try:
+        cfg = load_config(args.config, args.overrides, args.output_dir)
+    except (ConfigError, FileNotFoundError) as err:
+        print(f"lowres_ocr.train: {err}", file=sys.stderr)
+        return 2
     trainer = Trainer(cfg)
     try:
         code = trainer.run()

@@ -1,0 +1,39 @@
+"""Process-group setup from the torchrun / Kubeflow operator environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_*)."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def setup_distributed() -> tuple[int, int, int, torch.device]:
+    """(rank, world size, local rank, device): NCCL on GPU, gloo on CPU; a process group only when world > 1."""
+    rank = int(os.environ.get("RANK", 0))
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    if torch.cuda.is_available():
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+        backend = "nccl"
+    else:
+        device = torch.device("cpu")
+        # an explicit OMP_NUM_THREADS wins (e.g. two single-process runs sharing the cores); else split the cores
+        threads = os.environ.get("OMP_NUM_THREADS", "")
+        torch.set_num_threads(int(threads) if threads.isdigit() and int(threads) > 0
+                              else max(1, (os.cpu_count() or 1) // max(1, local_world)))
+        backend = "gloo"
+    if world > 1:
+        dist.init_process_group(backend=backend)
+    return rank, world, local_rank, device
+
+
+def all_any(flag: bool, device: torch.device) -> bool:
+    """True on every rank when ``flag`` is true on any rank."""
+    if not dist.is_initialized():
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t)
+    return bool(t.item() > 0)
