@@ -1,4 +1,4 @@
-"""``lowres-ocr data ...``: pull, synth, build-lmdb, inspect, import-set."""
+"""``lowres-ocr data ...``: pull, bundle, synth, build-lmdb, inspect, import-set."""
 
 from __future__ import annotations
 
@@ -134,23 +134,59 @@ def synth_cmd(
 @app.command("pull")
 def pull_cmd(
     targets: Optional[list[str]] = typer.Argument(None, help="Parts to pull, e.g. data/svt_test (default: all)."),
-    source: str = typer.Option("auto", help="auto: S3 if configured, else the bundled store via a local S3 server; "
-                                            "s3; bundled."),
-    remote: str = typer.Option("storage", help="DVC remote name."),
+    source: str = typer.Option("auto", help="auto: S3 if configured, else the bundled remote (dvc-bundle/ "
+                                            "unpacked into a local DVC remote); s3; bundled."),
+    remote: str = typer.Option("storage", help="DVC remote name of the S3 remote."),
     jobs: Optional[int] = typer.Option(None, "-j", "--jobs", help="Parallel transfers (dvc default: 4 x cores)."),
     timeout: float = typer.Option(1800, help="Seconds before dvc is stopped."),
 ) -> None:
-    """``dvc pull`` the datasets (real S3 given credentials/endpoint; offline: local S3 server seeded from dvc-store/)."""
+    """``dvc pull`` the datasets (real S3 given credentials/endpoint; offline: the archives of dvc-bundle/)."""
+    from lowres_ocr.data.bundle import BundleError
     from lowres_ocr.data.remote import DvcError, pull
 
     try:
         r = pull(None, targets or None, source=source, remote=remote, jobs=jobs, timeout=timeout)
-    except (DvcError, FileNotFoundError, ValueError, RuntimeError) as e:
+    except (BundleError, DvcError, FileNotFoundError, ValueError, RuntimeError) as e:
         _error(e)
         raise typer.Exit(1)
     last = [ln for ln in r.output.strip().splitlines() if ln.strip()]
-    console.print(f"dvc pull via {r.source}" + (f" (local S3 server seeded with {r.seeded} objects)" if r.seeded else "")
-                  + f": {last[-1] if last else 'done'} ({r.seconds:.1f} s)")
+    how = ""
+    if r.unpacked is not None:
+        u = r.unpacked
+        how = (f" ({u.objects} objects in {len(u.archives)} archive(s), {len(u.extracted)} extracted now, "
+               f"into {u.remote})")
+    console.print(f"dvc pull via {r.source}{how}: {last[-1] if last else 'done'} ({r.seconds:.1f} s)",
+                  soft_wrap=True, highlight=False)
+
+
+@app.command("bundle")
+def bundle_cmd(
+    objects: Optional[list[Path]] = typer.Option(None, "--objects", help="Folder(s) with DVC's cache layout "
+                                                 "(files/md5/xx/yyyy) to read the objects from (default: .dvc/cache)."),
+) -> None:
+    """(Re)write dvc-bundle/ (one tar per set + manifest) from the DVC objects of what the .dvc files track."""
+    import time
+
+    from lowres_ocr.data.bundle import BUNDLE_DIR, BundleError, write_bundle
+    from lowres_ocr.data.remote import repo_root
+
+    t0 = time.perf_counter()
+    try:
+        root = repo_root()
+        stores = [p.resolve() for p in objects] if objects else [root / ".dvc" / "cache"]
+        report = write_bundle(root, stores)
+    except (BundleError, FileNotFoundError, ValueError) as e:
+        _error(e)
+        raise typer.Exit(1)
+    t = Table("archive", "objects", "MiB", "sha256", "", title=f"{root / BUNDLE_DIR}")
+    for name, entry in report.archives.items():
+        t.add_row(name, str(entry["objects"]), f"{entry['bytes'] / 2**20:.1f}", entry["sha256"][:16],
+                  "written" if name in report.written else "unchanged")
+    console.print(t)
+    if report.removed:
+        console.print(f"removed (no longer tracked): {', '.join(report.removed)}")
+    console.print(f"{len(report.written)} archive(s) written in {time.perf_counter() - t0:.1f} s; "
+                  f"commit {BUNDLE_DIR}/ (git add {BUNDLE_DIR})", highlight=False)
 
 
 @app.command("import-set")

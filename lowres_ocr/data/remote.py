@@ -1,32 +1,33 @@
-"""``dvc pull`` of the datasets from the S3 remote, on a connected machine or an offline one.
+"""``dvc pull`` of the datasets: from the S3 remote on a connected machine, from the bundled remote offline.
 
 - With S3 settings (credentials or an endpoint in the environment, ``~/.aws``, or ``.dvc/config.local``) this
-  is a plain ``dvc pull`` from the configured remote (``s3://lowres-ocr-data/dvcstore`` by default).
-- Without any, it starts a local S3 server (moto) on 127.0.0.1, seeds the remote's bucket and prefix from
-  the DVC objects the repository ships in ``dvc-store/``, runs the very same ``dvc pull`` against it (the
-  endpoint goes through ``AWS_ENDPOINT_URL_S3``, which dvc-s3 honours) and stops the server.
+  is a plain ``dvc pull -r storage`` from the configured bucket (``s3://lowres-ocr-data/dvcstore`` by default).
+- Without any, it unpacks the archives of ``dvc-bundle/`` that the targets need (``lowres_ocr.data.bundle``:
+  one tar per set, checked against the manifest) into the folder of the DVC remote ``bundled`` and runs
+  ``dvc pull -r bundled``: DVC's own pull from a local remote, no server and no socket.
+
+The remote ``bundled`` keeps a fixed url in ``.dvc/config``: ``tmp/bundled-remote``, which DVC resolves against
+``.dvc/`` (so ``.dvc/tmp/bundled-remote``, git-ignored). A fixed url means nothing is written to the user's
+``.dvc/config.local`` and plain ``dvc pull -r bundled`` works after one ``lowres-ocr data pull`` has unpacked the
+archives. The unpacked objects stay there (with a record of which archive sha256 was extracted, so the next pull
+skips it); ``rm -rf .dvc/tmp/bundled-remote`` frees the space.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from contextlib import contextmanager
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
 
-import yaml
+from lowres_ocr.data.bundle import (BUNDLE_DIR, LISTINGS, LOOSE, BundleError, group_of, load_manifest, object_path,
+                                    read_listing, tracked_outputs, unpack)
 
-BUNDLED_STORE = "dvc-store"
 DEFAULT_REMOTE = "storage"
+BUNDLED_REMOTE = "bundled"
 _S3_ENV = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_WEB_IDENTITY_TOKEN_FILE",
            "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
 _LOCAL_KEYS = ("endpointurl", "access_key_id", "profile", "credentialpath", "configpath")
@@ -102,81 +103,6 @@ def s3_configured(root: Path, name: str = DEFAULT_REMOTE) -> bool:
     return any(section.get(k) for k in _LOCAL_KEYS)
 
 
-def _split_s3(url: str) -> tuple[str, str]:
-    if not url.startswith("s3://"):
-        raise ValueError(f"remote url {url!r} is not an s3:// url")
-    bucket, _, prefix = url[5:].partition("/")
-    return bucket, prefix.strip("/")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-_IN_PROCESS: list = []  # the moto S3 backend of a server running in this process (see local_s3)
-
-
-@contextmanager
-def local_s3() -> Iterator[str]:
-    """A moto S3 server on 127.0.0.1 (a thread of this process) for the duration of the block; yields its URL.
-
-    Running it in-process lets ``seed_bucket`` fill it directly through moto's backend (27k objects in about
-    a second instead of minutes over HTTP); dvc itself still talks S3 over HTTP to it.
-    """
-    import logging
-
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        endpoint = f"http://127.0.0.1:{port}"
-        urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=10).close()
-        _IN_PROCESS.append(_moto_backend())
-        yield endpoint
-    finally:
-        if _IN_PROCESS:
-            _IN_PROCESS.pop()
-        server.stop()
-
-
-def _moto_backend() -> Any:
-    """moto's in-process S3 backend, or None if this moto version lays it out differently."""
-    try:
-        from moto.core import DEFAULT_ACCOUNT_ID
-        from moto.s3.models import s3_backends
-
-        backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
-        return backend if hasattr(backend, "put_object") and hasattr(backend, "create_bucket") else None
-    except (ImportError, KeyError, AttributeError):
-        return None
-
-
-def _object_path(store: Path, md5: str) -> Path:
-    return store / "files" / "md5" / md5[:2] / md5[2:]
-
-
-def needed_objects(root: Path, targets: list[str] | None = None, store: Path | None = None) -> list[str]:
-    """md5 names (``.dir`` listings included) of the objects a pull of ``targets`` reads."""
-    store = store or root / BUNDLED_STORE
-    names: list[str] = []
-    for dvcfile in sorted(p for p in root.glob("*.dvc") if p.is_file()):
-        for out in (yaml.safe_load(dvcfile.read_text(encoding="utf-8")) or {}).get("outs", []):
-            out_path, md5 = out["path"], out["md5"]
-            wanted = _wanted_prefixes(out_path, targets)
-            if wanted is None:
-                continue
-            names.append(md5)
-            if md5.endswith(".dir"):
-                listing = json.loads(_object_path(store, md5).read_text(encoding="utf-8"))
-                names += [e["md5"] for e in listing if not wanted or any(e["relpath"] == w or e["relpath"].startswith(w + "/") for w in wanted)]
-    return sorted(set(names))
-
-
 def _wanted_prefixes(out_path: str, targets: list[str] | None) -> list[str] | None:
     """None: output not wanted; []: all of it; else the wanted relpaths inside it."""
     if not targets:
@@ -192,75 +118,107 @@ def _wanted_prefixes(out_path: str, targets: list[str] | None) -> list[str] | No
     return prefixes or None
 
 
-def seed_bucket(endpoint: str, url: str, store: Path, objects: list[str], workers: int = 16) -> int:
-    """Create the bucket of ``url`` on ``endpoint`` and upload ``objects`` from the bundled store."""
-    bucket, prefix = _split_s3(url)
-    missing = [o for o in objects if not _object_path(store, o).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{store}: {len(missing)} object(s) missing from the bundled store, e.g. {missing[0]}")
-    keys = {o: "/".join(p for p in (prefix, "files", "md5", o[:2], o[2:]) if p) for o in objects}
-    backend = _IN_PROCESS[-1] if _IN_PROCESS else None
-    if backend is not None:  # our own in-process server: straight into its store
-        backend.create_bucket(bucket, "us-east-1")
-        for o, key in keys.items():
-            backend.put_object(bucket, key, _object_path(store, o).read_bytes())
-        return len(keys)
-    import boto3
 
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bundled",
-                      aws_secret_access_key="bundled")
-    s3.create_bucket(Bucket=bucket)
 
-    def put(o: str) -> None:
-        s3.put_object(Bucket=bucket, Key=keys[o], Body=_object_path(store, o).read_bytes())
+def needed_groups(root: Path, targets: list[str] | None, store: Path) -> dict[str, set[str]]:
+    """Archive name (without ``.tar``) -> the objects a pull of ``targets`` reads from it.
 
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(put, objects))
-    return len(keys)
+    ``store`` must already hold the ``.dir`` listings (``_listings.tar`` unpacked).
+    """
+    groups: dict[str, set[str]] = {}
+    for _, out_path, md5 in tracked_outputs(root):
+        wanted = _wanted_prefixes(out_path, targets)
+        if wanted is None:
+            continue
+        if not md5.endswith(".dir"):
+            groups.setdefault(LOOSE, set()).add(md5)
+            continue
+        groups.setdefault(LISTINGS, set()).add(md5)
+        for e in read_listing(store, md5):
+            rel = e["relpath"]
+            if not wanted or any(rel == w or rel.startswith(w + "/") for w in wanted):
+                groups.setdefault(group_of(rel), set()).add(e["md5"])
+    return groups
+
+
+def needed_objects(root: Path, targets: list[str] | None, store: Path) -> list[str]:
+    """md5 names (``.dir`` listings included) of the objects a pull of ``targets`` reads."""
+    return sorted(set().union(*needed_groups(root, targets, store).values()))
+
+
+def bundled_remote_dir(root: Path) -> Path:
+    """The folder of the DVC remote ``bundled`` (its url in .dvc/config, relative urls taken from ``.dvc/``)."""
+    url = remote_url(root, BUNDLED_REMOTE)
+    if "://" in url:
+        raise ValueError(f"remote {BUNDLED_REMOTE!r} must be a local folder, .dvc/config says {url!r}")
+    return (root / ".dvc" / os.path.expanduser(url)).resolve()
+
+
+@dataclass
+class Unpacked:
+    remote: Path  # the local remote folder
+    archives: list[str] = field(default_factory=list)  # archives the targets need
+    extracted: list[str] = field(default_factory=list)  # of those, extracted by this call (others were already)
+    objects: int = 0  # objects the targets need
+
+
+def unpack_for(root: Path, targets: list[str] | None = None) -> Unpacked:
+    """Unpack into the ``bundled`` remote folder the archives a pull of ``targets`` needs, and only those."""
+    bundle, dest = root / BUNDLE_DIR, bundled_remote_dir(root)
+    manifest = load_manifest(bundle)
+    dest.mkdir(parents=True, exist_ok=True)
+    result = Unpacked(dest)
+    listings = f"{LISTINGS}.tar"
+    if listings in manifest["archives"] and unpack(bundle, listings, manifest, dest):
+        result.extracted.append(listings)
+    for _, out_path, md5 in tracked_outputs(root):
+        if md5.endswith(".dir") and not object_path(dest, md5).is_file():
+            raise BundleError(f"{bundle / listings} lacks the listing {md5} of {out_path}: the bundle is older than "
+                              f"the .dvc files; rewrite it (`lowres-ocr data bundle`)")
+    groups = needed_groups(root, targets, dest)
+    for group in sorted(groups):
+        name = f"{group}.tar"
+        if group != LISTINGS and unpack(bundle, name, manifest, dest):
+            result.extracted.append(name)
+        result.archives.append(name)
+        missing = sorted(o for o in groups[group] if not object_path(dest, o).is_file())
+        if missing and name not in result.extracted:  # recorded as extracted, files since removed: extract again
+            unpack(bundle, name, manifest, dest, force=True)
+            result.extracted.append(name)
+            missing = sorted(o for o in groups[group] if not object_path(dest, o).is_file())
+        if missing:
+            raise BundleError(f"{bundle / name}: {len(missing)} needed object(s) not in the archive, e.g. {missing[0]}; "
+                              f"rewrite the bundle (`lowres-ocr data bundle`)")
+        result.objects += len(groups[group])
+    return result
 
 
 @dataclass
 class PullResult:
-    source: str  # "s3" (configured remote) or "bundled" (local S3 server seeded from dvc-store/)
-    seeded: int
+    source: str  # "s3" (configured remote) or "bundled" (local remote unpacked from dvc-bundle/)
     seconds: float
     output: str
+    unpacked: Unpacked | None = None  # bundled: what was unpacked
 
 
 def pull(root: str | Path | None = None, targets: list[str] | None = None, source: str = "auto",
          remote: str = DEFAULT_REMOTE, jobs: int | None = None, timeout: float = 1800) -> PullResult:
-    """``dvc pull`` of ``targets`` (default: everything) from ``remote``; see the module docstring.
+    """``dvc pull`` of ``targets`` (default: everything); see the module docstring for the two sources.
 
-    dvc runs with a fresh, private site cache (``DVC_SITE_CACHE_DIR``). The shared one under /var/tmp/dvc keeps a
-    data index per checkout that can go stale: measured here, after the test suite had run in a fresh clone, a full
-    pull of that clone answered "Everything is up to date", fetched nothing, failed its checkout and removed
-    all of ``data/`` (its git-tracked README included). A fresh index costs about 3 s on a pull of present sets.
+    ``remote`` names the S3 remote. dvc runs with a fresh, private site cache (``DVC_SITE_CACHE_DIR``). The shared one
+    under /var/tmp/dvc keeps a data index per checkout that can go stale: measured here, after the test suite had run
+    in a fresh clone, a full pull of that clone answered "Everything is up to date", fetched nothing, failed its
+    checkout and removed all of ``data/`` (its git-tracked README included). A fresh index costs about 3 s on a pull of
+    present sets.
     """
-    with tempfile.TemporaryDirectory(prefix="dvc-site-") as site:
-        return _pull(root, targets, source, remote, jobs, timeout, {"DVC_SITE_CACHE_DIR": site})
-
-
-def _pull(root: str | Path | None, targets: list[str] | None, source: str, remote: str, jobs: int | None,
-          timeout: float, site_env: dict[str, str]) -> PullResult:
     t0 = time.perf_counter()
     root = repo_root(root)
     if source not in ("auto", "s3", "bundled"):
         raise ValueError(f"source must be auto, s3 or bundled, got {source!r}")
     if source == "auto":
         source = "s3" if s3_configured(root, remote) else "bundled"
-    args = ["pull", "-r", remote] + (["-j", str(jobs)] if jobs else []) + list(targets or [])
-    if source == "s3":
-        out = run_dvc(args, root, env=dvc_env(site_env), timeout=timeout)
-        return PullResult("s3", 0, time.perf_counter() - t0, out)
-    store = root / BUNDLED_STORE
-    if not store.is_dir():
-        raise FileNotFoundError(f"{store} not found: this checkout ships no bundled DVC store; configure S3 instead")
-    objects = needed_objects(root, targets, store)
-    with local_s3() as endpoint:
-        seeded = seed_bucket(endpoint, remote_url(root, remote), store, objects)
-        env = dvc_env({"AWS_ENDPOINT_URL_S3": endpoint, "AWS_ACCESS_KEY_ID": "bundled",
-                       "AWS_SECRET_ACCESS_KEY": "bundled", "AWS_DEFAULT_REGION": "us-east-1", "AWS_MAX_ATTEMPTS": "1",
-                       **site_env})
-        env.pop("AWS_PROFILE", None)
-        out = run_dvc(args, root, env=env, timeout=timeout)
-    return PullResult("bundled", seeded, time.perf_counter() - t0, out)
+    unpacked = unpack_for(root, targets) if source == "bundled" else None
+    args = ["pull", "-r", remote if source == "s3" else BUNDLED_REMOTE] + (["-j", str(jobs)] if jobs else [])
+    with tempfile.TemporaryDirectory(prefix="dvc-site-") as site:
+        out = run_dvc(args + list(targets or []), root, env=dvc_env({"DVC_SITE_CACHE_DIR": site}), timeout=timeout)
+    return PullResult(source, time.perf_counter() - t0, out, unpacked)

@@ -1,8 +1,10 @@
-"""DVC + S3: push/pull through a local moto server, and a fresh clone that pulls the datasets offline."""
+"""DVC + S3 through a local moto server (bucket seeded from the bundle's archives, or by dvc push), and a fresh
+clone that pulls the datasets offline from the bundled remote."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -11,65 +13,50 @@ from pathlib import Path
 
 import pytest
 
-from lowres_ocr.data.remote import (DvcError, dvc_env, local_s3, needed_objects, pull, remote_url, run_dvc,
-                                    s3_configured)
+from lowres_ocr.data.bundle import write_bundle
+from lowres_ocr.data.remote import DvcError, dvc_env, pull, remote_url, run_dvc, s3_configured
 
-from .conftest import png_bytes
+from .conftest import file_md5s, local_s3, seed_bucket_from_bundle, toy_dvc_repo
 
 REPO = Path(__file__).resolve().parents[2]
-_AWS_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
-             "AWS_SESSION_TOKEN", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE")
 
 
-@pytest.fixture()
-def clean_aws(monkeypatch, tmp_path):
-    """No S3 settings from the machine: empty HOME, no AWS_* variables, a private DVC site cache."""
-    for k in _AWS_KEYS:
-        monkeypatch.delenv(k, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("DVC_SITE_CACHE_DIR", str(tmp_path / "dvc-site"))
-    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+def _use_endpoint(monkeypatch, endpoint: str) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
 
 
-def _git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=cwd, check=True,
-                   capture_output=True)
-
-
-def _toy_repo(root: Path) -> Path:
-    root.mkdir()
-    _git(root, "init", "-q")
-    run_dvc(["init", "-q"], root)
-    run_dvc(["config", "core.analytics", "false"], root)
-    data = root / "data" / "toy"
-    data.mkdir(parents=True)
-    for i in range(3):
-        (data / f"{i}.png").write_bytes(png_bytes(colour=("red", "green", "blue")[i]))
-    (data / "labels.tsv").write_text("".join(f"{i}.png\tw{i}\n" for i in range(3)), encoding="utf-8")
-    run_dvc(["add", "-q", "data"], root)
-    run_dvc(["remote", "add", "-d", "storage", "s3://toy-bucket/dvcstore"], root)
-    _git(root, "add", "-A")
-    _git(root, "commit", "-q", "-m", "toy")
-    return root
-
-
-def _md5(p: Path) -> str:
-    return hashlib.md5(p.read_bytes()).hexdigest()
+@pytest.mark.integration
+def test_s3_pull_from_bucket_seeded_with_the_bundle(tmp_path, clean_aws, monkeypatch):
+    repo = toy_dvc_repo(tmp_path / "toy", {"a": 3, "b": 2})
+    originals = file_md5s(repo / "data")
+    write_bundle(repo, [repo / ".dvc" / "cache"])
+    shutil.rmtree(repo / "data")
+    shutil.rmtree(repo / ".dvc" / "cache")
+    with local_s3() as endpoint:
+        assert seed_bucket_from_bundle(endpoint, remote_url(repo), repo / "dvc-bundle") == 1 + 4 + 3
+        _use_endpoint(monkeypatch, endpoint)
+        assert s3_configured(repo)
+        shared_site = Path(os.environ["DVC_SITE_CACHE_DIR"])  # stands for /var/tmp/dvc, whose index can go stale
+        shutil.rmtree(shared_site, ignore_errors=True)
+        result = pull(repo, ["data/b"], timeout=120)  # credentials + endpoint in the environment: the S3 remote
+        assert result.source == "s3" and result.unpacked is None
+        assert not (repo / "data" / "a").exists() and not (repo / ".dvc" / "tmp" / "bundled-remote").exists()
+        pull(repo, timeout=120)
+        assert not shared_site.exists()  # pull ran dvc on a private, fresh site cache
+    assert file_md5s(repo / "data") == originals
 
 
 @pytest.mark.integration
 def test_push_pull_round_trip_through_local_s3(tmp_path, clean_aws, monkeypatch):
     import boto3
 
-    repo = _toy_repo(tmp_path / "toy")
-    originals = {p.relative_to(repo): _md5(p) for p in (repo / "data").rglob("*") if p.is_file()}
+    repo = toy_dvc_repo(tmp_path / "toy")
+    originals = file_md5s(repo / "data")
     with local_s3() as endpoint:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        _use_endpoint(monkeypatch, endpoint)
         s3 = boto3.client("s3", endpoint_url=endpoint)
         s3.create_bucket(Bucket="toy-bucket")
         out = run_dvc(["push"], repo, timeout=120)
@@ -82,23 +69,17 @@ def test_push_pull_round_trip_through_local_s3(tmp_path, clean_aws, monkeypatch)
         shutil.rmtree(repo / "data")
         shutil.rmtree(repo / ".dvc" / "cache")
         assert s3_configured(repo)
-        shared_site = Path(os.environ["DVC_SITE_CACHE_DIR"])  # stands for /var/tmp/dvc, whose index can go stale
-        shutil.rmtree(shared_site, ignore_errors=True)
         result = pull(repo, timeout=120)  # credentials + endpoint in the environment: the configured remote
-        assert result.source == "s3" and result.seeded == 0
-        assert not shared_site.exists()  # pull ran dvc on a private, fresh site cache
-    pulled = {p.relative_to(repo): _md5(p) for p in (repo / "data").rglob("*") if p.is_file()}
-    assert pulled == originals
+        assert result.source == "s3"
+    assert file_md5s(repo / "data") == originals
 
 
 @pytest.mark.integration
 def test_pull_from_dead_endpoint_fails_fast(tmp_path, clean_aws, monkeypatch):
-    repo = _toy_repo(tmp_path / "toy")
+    repo = toy_dvc_repo(tmp_path / "toy")
     with local_s3() as endpoint:
         pass  # the server is stopped again: nothing listens on that port now
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    _use_endpoint(monkeypatch, endpoint)
     shutil.rmtree(repo / ".dvc" / "cache")
     shutil.rmtree(repo / "data")
     with pytest.raises(DvcError, match="exited"):
@@ -118,14 +99,6 @@ def test_s3_configured_and_remote_url(tmp_path, clean_aws, monkeypatch):
     assert s3_configured(repo)
 
 
-@pytest.mark.skipif(not (REPO / "dvc-store").is_dir() or not (REPO / "data.dvc").is_file(), reason="no bundled store")
-def test_needed_objects_of_one_set():
-    every = needed_objects(REPO)
-    svtp = needed_objects(REPO, ["data/svtp_test"])
-    assert len(svtp) == 648 and set(svtp) < set(every)  # 645 images + 2 labels files + the .dir listing
-    assert needed_objects(REPO, ["data"]) == every
-
-
 def _fresh_clone_pull(tmp_path: Path, targets: list[str]) -> Path:
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True, capture_output=True, timeout=300)
@@ -134,6 +107,7 @@ def _fresh_clone_pull(tmp_path: Path, targets: list[str]) -> Path:
                           capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "via bundled" in proc.stdout
+    assert not (clone / ".dvc" / "config.local").exists()  # the bundled remote's url is fixed in .dvc/config
     return clone
 
 
@@ -143,19 +117,21 @@ def _committed(path: str) -> bool:
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(not _committed("data.dvc"), reason="data.dvc not committed")
+@pytest.mark.skipif(not _committed("dvc-bundle/manifest.json"), reason="dvc-bundle/ not committed")
 def test_fresh_clone_pulls_a_set_offline(tmp_path, clean_aws):
     clone = _fresh_clone_pull(tmp_path, ["data/svtp_test"])
     lines = (clone / "data" / "svtp_test" / "labels.tsv").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 645
     for line in lines:
         assert (clone / "data" / "svtp_test" / line.split("\t")[0]).is_file()
+    unpacked = clone / ".dvc" / "tmp" / "bundled-remote" / "bundle-unpacked.json"
+    assert sorted(json.loads(unpacked.read_text())) == ["_listings.tar", "svtp_test.tar"]
     assert subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True).stdout == ""
 
 
 @pytest.mark.slow
 @pytest.mark.integration
-@pytest.mark.skipif(not _committed("data.dvc"), reason="data.dvc not committed")
+@pytest.mark.skipif(not _committed("dvc-bundle/manifest.json"), reason="dvc-bundle/ not committed")
 def test_fresh_clone_pulls_every_set_offline(tmp_path, clean_aws):
     import yaml
 

@@ -17,7 +17,7 @@ def test_unit_rejects_another_revision(tmp_path):
 
 @pytest.mark.integration
 def test_local_pulls_with_dvc(tmp_path):
-    """kfp.local: a real `dvc pull` (bundled store through a local S3 server when no S3 is configured)."""
+    """kfp.local: a real `dvc pull` (from the bundled remote, dvc-bundle/, when no S3 is configured)."""
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path))
     task = version_data(dataset_revision=data_md5(ROOT), train_sets="svtp_test", eval_sets="svtp_test")
     out = task.outputs["data"]
