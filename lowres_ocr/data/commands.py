@@ -115,16 +115,21 @@ def synth_cmd(
     workers: int = typer.Option(1, min=1, help="Processes (the output does not depend on it)."),
     strength: str = typer.Option("express", help="LR degradation: express (default) or seed."),
     force: bool = typer.Option(False, "--force", help="Replace OUT if it exists."),
+    source: str = typer.Option("ascii", help="ascii: English words and parcel strings, HR 128x32; zh: Chinese "
+                                             "express-sheet lines; mixed: Chinese with codes and numbers (HR 48 px "
+                                             "high, LR 1/2 or 1/3)."),
+    split: str = typer.Option("train", help="zh/mixed: train or test (disjoint fonts, held-out place and "
+                                            "person names)."),
 ) -> None:
-    """Render HR 128x32 word crops (words, tracking numbers, phones, postcodes, ...) and degrade them to 64x16 LR."""
+    """Render HR crops (words, tracking numbers, phones, ...; or Chinese express-sheet lines) and degrade them to LR."""
     import time
 
     from lowres_ocr.data.synth import synthesize
 
     t0 = time.perf_counter()
     try:
-        synthesize(out, count, seed, workers=workers, strength=strength, overwrite=force)
-    except (FileExistsError, ValueError) as e:
+        synthesize(out, count, seed, workers=workers, strength=strength, overwrite=force, source=source, split=split)
+    except (FileExistsError, FileNotFoundError, ValueError) as e:
         _error(e)
         raise typer.Exit(2)
     dt = time.perf_counter() - t0

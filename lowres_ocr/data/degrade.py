@@ -1,11 +1,13 @@
 """HR → LR degradation: the seed's recipe (blur + down/up sampling) plus express-sheet artefacts.
 
-``degrade(hr, rng, strength)`` returns an RGB LR image of the network input size (``lowres_ocr.core.geometry.LR_SIZE``); the same generator state gives the same image.
+``degrade(hr, rng, strength)`` returns an RGB LR image of the network input size (``lowres_ocr.core.geometry.LR_SIZE``)
+or of the ``size`` asked for (the wide Chinese lines keep their aspect); the same generator state gives the same image.
 - ``seed``: in random order, each with probability 0.8, a Gaussian blur with an odd kernel of 3–11 px
   (sigma derived from the kernel, as OpenCV does for sigma=0) and a down/up sampling that shrinks width
   and height independently by a random factor in [1, 4] and resizes back.
 - ``express``: the seed recipe, preceded by tilt / perspective and followed by darkness or low contrast,
-  JPEG artefacts and sensor noise, as seen on photographed parcel labels.
+  JPEG artefacts and sensor noise, as seen on photographed parcel labels. The tilt is at most 6 degrees up to
+  the 4:1 aspect of the word crops and shrinks in proportion on wider lines, so their ends stay in the crop.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ def _geometry(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     h, w = a.shape[:2]
     src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
     jitter = rng.uniform(-0.12, 0.12, size=(4, 2)) * np.float32([w * 0.25, h])
-    angle = np.deg2rad(rng.uniform(-6, 6))
+    max_deg = 6.0 * min(1.0, 4.0 * h / w)  # 6 degrees on 128x32 and narrower; less on wide lines
+    angle = np.deg2rad(rng.uniform(-max_deg, max_deg))
     c, s = np.cos(angle), np.sin(angle)
     centred = src - [w / 2, h / 2]
     rotated = centred @ np.float32([[c, s], [-s, c]]) + [w / 2, h / 2]
@@ -69,14 +72,17 @@ def _jpeg(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 STRENGTHS = ("seed", "express")
 
 
-def degrade(hr: Image.Image, rng: np.random.Generator, strength: str = "seed") -> Image.Image:
-    """A 64×16 LR version of ``hr`` (any size, RGB); ``strength`` is ``seed`` or ``express``."""
+def degrade(hr: Image.Image, rng: np.random.Generator, strength: str = "seed",
+            size: tuple[int, int] = LR_SIZE) -> Image.Image:
+    """An LR version of ``hr`` (any size, RGB) of ``size`` (width, height; default 64×16); ``strength`` is
+    ``seed`` or ``express``."""
     a = np.asarray(hr if hr.mode == "RGB" else hr.convert("RGB"))
-    return Image.fromarray(degrade_array(a, rng, strength))
+    return Image.fromarray(degrade_array(a, rng, strength, size))
 
 
-def degrade_array(a: np.ndarray, rng: np.random.Generator, strength: str = "seed") -> np.ndarray:
-    """``degrade`` on an RGB uint8 array [H, W, 3]; returns uint8 [16, 64, 3]."""
+def degrade_array(a: np.ndarray, rng: np.random.Generator, strength: str = "seed",
+                  size: tuple[int, int] = LR_SIZE) -> np.ndarray:
+    """``degrade`` on an RGB uint8 array [H, W, 3]; returns uint8 [size[1], size[0], 3]."""
     if strength not in STRENGTHS:
         raise ValueError(f"strength must be 'seed' or 'express', got {strength!r}")
     if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8:
@@ -87,7 +93,7 @@ def degrade_array(a: np.ndarray, rng: np.random.Generator, strength: str = "seed
     for i in rng.permutation(len(ops)):
         if rng.random() < 0.8:
             a = ops[i](a, rng)
-    a = cv2.resize(a, LR_SIZE, interpolation=cv2.INTER_CUBIC)
+    a = cv2.resize(a, size, interpolation=cv2.INTER_CUBIC)
     if strength == "express":
         if rng.random() < 0.7:
             a = _photometric(a, rng)

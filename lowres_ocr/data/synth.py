@@ -6,6 +6,10 @@ stay inside the 94-char charset (no spaces) and ≤ 25 characters.
 
 Rendering uses only the fonts shipped in ``lowres_ocr/fonts`` and a generator seeded with ``(seed, index)``
 per sample, so the output is byte-identical for a seed, whatever the chunking or number of workers.
+
+That is the ``ascii`` source. ``synthesize(..., source="zh" | "mixed", split="train" | "test")`` writes Chinese /
+mixed-script express-sheet lines instead (``synth_zh``: wider crops, CJK fonts and names disjoint between
+the splits); the folder format is the same.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import struct
 import tempfile
 import zlib
 from collections.abc import Callable
-from functools import lru_cache
+from functools import lru_cache, partial
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -47,9 +51,17 @@ def words() -> tuple[str, ...]:
     return tuple(w for w in WORDS_FILE.read_text(encoding="ascii").split() if w)
 
 
+#: a font face: (file, face index inside a .ttc collection; 0 for a .ttf)
+FontRef = tuple[str, int]
+
+
+def ascii_font(index: int) -> FontRef:
+    return str(font_files()[index]), 0
+
+
 @lru_cache(maxsize=512)
-def _font(index: int, size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(str(font_files()[index]), size)
+def load_font(ref: FontRef, size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(ref[0], size, index=ref[1])
 
 
 # ------------------------------------------------------------------------------------------- text
@@ -144,9 +156,9 @@ def _colours(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(lum_bg + 20 * tint[:3], 0, 255), np.clip(lum_fg + 35 * tint[3:], 0, 255)
 
 
-def _background(rng: np.random.Generator, colour: np.ndarray) -> np.ndarray:
-    """float32 [32, 128, 3]: flat paper, a gradient, print grain, or a printed rule."""
-    w, h = HR_SIZE
+def _background(rng: np.random.Generator, colour: np.ndarray, size: tuple[int, int] = HR_SIZE) -> np.ndarray:
+    """float32 [H, W, 3] of ``size`` (W, H): flat paper, a gradient, print grain, or a printed rule."""
+    w, h = size
     base = np.empty((h, w, 3), np.float32)
     base[:] = colour
     kind = rng.random()
@@ -164,19 +176,19 @@ def _background(rng: np.random.Generator, colour: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=None)
-def _glyph(font_index: int, size: int, ch: str) -> tuple[np.ndarray, int, int, float]:
+def _glyph(ref: FontRef, size: int, ch: str) -> tuple[np.ndarray, int, int, float]:
     """(coverage, x offset, y offset from the ascender line, advance) of one character, rasterised once."""
-    font = _font(font_index, size)
+    font = load_font(ref, size)
     left, top, right, bottom = font.getbbox(ch)
     img = Image.new("L", (max(1, right - left), max(1, bottom - top)))
     ImageDraw.Draw(img).text((-left, -top), ch, font=font, fill=255)
     return np.asarray(img), left, top, font.getlength(ch)
 
 
-def _ink_mask(text: str, font_index: int, size: int, spacing: float = 0.0) -> np.ndarray:
+def ink_mask(text: str, ref: FontRef, size: int, spacing: float = 0.0) -> np.ndarray:
     """uint8 coverage of ``text`` cropped to its ink; glyphs come from a cache, ``spacing`` is in em."""
-    glyphs = [_glyph(font_index, size, ch) for ch in text]
-    ascent, descent = _font(font_index, size).getmetrics()
+    glyphs = [_glyph(ref, size, ch) for ch in text]
+    ascent, descent = load_font(ref, size).getmetrics()
     xs, x = [], 0.0
     for _, _, _, adv in glyphs:
         xs.append(int(round(x)))
@@ -189,7 +201,7 @@ def _ink_mask(text: str, font_index: int, size: int, spacing: float = 0.0) -> np
         np.maximum(region, g[:region.shape[0], :region.shape[1]], out=region)
     rows, cols = np.flatnonzero(canvas.any(axis=1)), np.flatnonzero(canvas.any(axis=0))
     if rows.size == 0:
-        raise ValueError(f"font {font_files()[font_index].name} renders no ink for {text!r}")
+        raise ValueError(f"font {Path(ref[0]).name} renders no ink for {text!r}")
     return canvas[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
 
 
@@ -197,15 +209,20 @@ def render_hr(text: str, rng: np.random.Generator) -> np.ndarray:
     """``text`` in a random font and colours on a random background, stretched to 128×32 (RGB uint8)."""
     spacing = rng.uniform(-0.04, 0.12) if rng.random() < 0.5 else 0.0
     # two raster sizes only: the crop is stretched to 128x32 anyway, and few sizes keep the glyph cache warm
-    mask = _ink_mask(text, int(rng.random() * len(font_files())), (22, 30)[int(rng.random() * 2)], spacing)
+    mask = ink_mask(text, ascii_font(int(rng.random() * len(font_files()))), (22, 30)[int(rng.random() * 2)], spacing)
     h, w = mask.shape
     pad_x, pad_y = 2 + int(rng.random() * 12), 2 + int(rng.random() * 8)
     padded = np.zeros((h + 2 * pad_y, w + 2 * pad_x), np.uint8)
     padded[pad_y:pad_y + h, pad_x:pad_x + w] = mask
     small = padded.shape[1] <= HR_SIZE[0] and padded.shape[0] <= HR_SIZE[1]
     alpha = cv2.resize(padded, HR_SIZE, interpolation=cv2.INTER_CUBIC if small else cv2.INTER_AREA)
+    return paint(alpha, rng)
+
+
+def paint(alpha: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Ink coverage ``alpha`` (uint8 [H, W]) in random colours on a random background, RGB uint8 [H, W, 3]."""
     bg, fg = _colours(rng)
-    out = _background(rng, bg)
+    out = _background(rng, bg, (alpha.shape[1], alpha.shape[0]))
     a = alpha.astype(np.float32)[:, :, None] * np.float32(1 / 255)
     out += (fg.astype(np.float32) - out) * a
     np.clip(out, 0, 255, out=out)
@@ -237,12 +254,36 @@ def _png(rgb: np.ndarray) -> bytes:
             + _png_chunk(b"IEND", b""))
 
 
-def _write_range(args: tuple[str, int, int, int, str]) -> list[str]:
-    out, seed, start, stop, strength = args
+SOURCES = ("ascii", "zh", "mixed")
+SPLITS = ("train", "test")
+
+
+def _check_source(source: str, split: str) -> None:
+    """ValueError for an unknown source or split; FileNotFoundError when the split's CJK fonts are missing."""
+    if source not in SOURCES:
+        raise ValueError(f"--source must be one of {', '.join(SOURCES)}, got {source!r}")
+    if split not in SPLITS:
+        raise ValueError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if source == "ascii":
+        if split != "train":
+            raise ValueError("--split test needs --source zh or mixed (the ascii source has no held-out split)")
+        return
+    from lowres_ocr.data.cjk_fonts import require
+
+    require(split)
+
+
+def _write_range(args: tuple[str, int, int, int, str, str, str]) -> list[str]:
+    out, seed, start, stop, strength, source, split = args
     cv2.setNumThreads(1)  # tiny images: OpenCV's thread pool only adds overhead
+    pair: Callable[[int, int, str], tuple[str, np.ndarray, np.ndarray]] = make_pair
+    if source != "ascii":
+        from lowres_ocr.data.synth_zh import make_pair_zh  # imported here: synth_zh imports this module
+
+        pair = partial(make_pair_zh, source=source, split=split)
     lines = []
     for i in range(start, stop):
-        text, hr, lr = make_pair(seed, i, strength)
+        text, hr, lr = pair(seed, i, strength)
         name = f"{i:09d}.png"
         Path(out, "hr", name).write_bytes(_png(hr))
         Path(out, "lr", name).write_bytes(_png(lr))
@@ -251,7 +292,7 @@ def _write_range(args: tuple[str, int, int, int, str]) -> list[str]:
 
 
 def synthesize(out: str | Path, count: int, seed: int, workers: int = 1, strength: str = "express",
-               overwrite: bool = False, chunk: int = 250) -> Path:
+               overwrite: bool = False, chunk: int = 250, source: str = "ascii", split: str = "train") -> Path:
     """Write ``count`` pairs as a dataset folder (``hr/``, ``lr/``, ``labels.tsv``), 1-based names.
 
     The folder is built aside and renamed into place, so ``out`` never holds a partial set.
@@ -259,6 +300,7 @@ def synthesize(out: str | Path, count: int, seed: int, workers: int = 1, strengt
     out = Path(out)
     if count < 1:
         raise ValueError(f"count must be >= 1, got {count}")
+    _check_source(source, split)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists (use --force to replace it)")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -266,7 +308,8 @@ def synthesize(out: str | Path, count: int, seed: int, workers: int = 1, strengt
     try:
         (tmp / "hr").mkdir()
         (tmp / "lr").mkdir()
-        jobs = [(str(tmp), seed, a, min(a + chunk, count + 1), strength) for a in range(1, count + 1, chunk)]
+        jobs = [(str(tmp), seed, a, min(a + chunk, count + 1), strength, source, split)
+                for a in range(1, count + 1, chunk)]
         if workers > 1:
             with get_context("spawn").Pool(workers) as pool:
                 parts = pool.map(_write_range, jobs)
