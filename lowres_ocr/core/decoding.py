@@ -1,8 +1,9 @@
 """Turning per-step class probabilities into text (numpy only: used by torch code, ONNX Runtime and Triton).
 
-The network emits ``probs`` [B, T, NUM_CLASSES] (softmax over classes, class 0 = CTC blank). Greedy
+The network emits ``probs`` [B, T, C] (softmax over the C classes of its charset, class 0 = CTC blank). Greedy
 decoding takes the best class per step, merges repeats and drops blanks; beam search keeps the
-``beam_width`` best prefixes under the CTC prefix-merging rule.
+``beam_width`` best prefixes under the CTC prefix-merging rule. Class ids become text through the model's
+:class:`~lowres_ocr.core.charset.Charset` (the 94-symbol ``ascii`` one unless given).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lowres_ocr.core.charset import BLANK, decode_ids
+from lowres_ocr.core.charset import ASCII, BLANK, Charset
 
 
 @dataclass
@@ -22,11 +23,18 @@ class Decoded:
     char_confidences: list[float] = field(default_factory=list)
 
 
-def ctc_greedy(probs: np.ndarray) -> list[Decoded]:
-    """Best path decoding of a batch ``probs`` [B, T, C]."""
+def _check(probs: np.ndarray, charset: Charset) -> np.ndarray:
     probs = np.asarray(probs, dtype=np.float32)
     if probs.ndim != 3:
         raise ValueError(f"probs must be [batch, steps, classes], got shape {probs.shape}")
+    if probs.shape[2] != charset.num_classes:
+        raise ValueError(f"probs have {probs.shape[2]} classes, the {charset.name} charset has {charset.num_classes}")
+    return probs
+
+
+def ctc_greedy(probs: np.ndarray, charset: Charset = ASCII) -> list[Decoded]:
+    """Best path decoding of a batch ``probs`` [B, T, C]."""
+    probs = _check(probs, charset)
     best = probs.argmax(axis=2)
     best_p = probs.max(axis=2)
     out: list[Decoded] = []
@@ -42,7 +50,7 @@ def ctc_greedy(probs: np.ndarray) -> list[Decoded]:
                 kept_p[-1] = max(kept_p[-1], p)
             prev = i
         conf = float(np.mean(kept_p)) if kept_p else 0.0
-        out.append(Decoded(decode_ids(kept_ids), conf, [float(p) for p in kept_p]))
+        out.append(Decoded(charset.decode_ids(kept_ids), conf, [float(p) for p in kept_p]))
     return out
 
 
@@ -69,9 +77,9 @@ def ctc_sequence_logprob(probs: np.ndarray, ids: list[int]) -> float:
     return math.log(total) if total > 0 else float("-inf")
 
 
-def ctc_beam_search(probs: np.ndarray, beam_width: int = 8, prune: float = 1e-4) -> list[Decoded]:
+def ctc_beam_search(probs: np.ndarray, beam_width: int = 8, prune: float = 1e-4, charset: Charset = ASCII) -> list[Decoded]:
     """CTC prefix beam search over a batch ``probs`` [B, T, C]; returns the most probable label per sample."""
-    probs = np.asarray(probs, dtype=np.float64)
+    probs = _check(probs, charset).astype(np.float64)
     results: list[Decoded] = []
     for sample in probs:
         # prefix -> (p ending in blank, p ending in non-blank)
@@ -103,15 +111,13 @@ def ctc_beam_search(probs: np.ndarray, beam_width: int = 8, prune: float = 1e-4)
         # per-step max over the character's class as an estimate
         char_conf = [float(sample[:, c].max()) for c in best]
         conf = float(np.mean(char_conf)) if char_conf else 0.0
-        results.append(Decoded(decode_ids(best), conf, char_conf))
+        results.append(Decoded(charset.decode_ids(best), conf, char_conf))
     return results
 
 
-def attention_greedy(probs: np.ndarray) -> list[Decoded]:
+def attention_greedy(probs: np.ndarray, charset: Charset = ASCII) -> list[Decoded]:
     """Attention-decoder output [B, L, C] (class 0 = end of sequence): best class per step up to the first EOS."""
-    probs = np.asarray(probs, dtype=np.float32)
-    if probs.ndim != 3:
-        raise ValueError(f"probs must be [batch, steps, classes], got shape {probs.shape}")
+    probs = _check(probs, charset)
     out = []
     for ids, ps in zip(probs.argmax(2), probs.max(2)):
         kept_ids: list[int] = []
@@ -121,14 +127,14 @@ def attention_greedy(probs: np.ndarray) -> list[Decoded]:
                 break
             kept_ids.append(i)
             kept_p.append(float(p))
-        out.append(Decoded(decode_ids(kept_ids), float(np.mean(kept_p)) if kept_p else 0.0, kept_p))
+        out.append(Decoded(charset.decode_ids(kept_ids), float(np.mean(kept_p)) if kept_p else 0.0, kept_p))
     return out
 
 
-def decode(probs: np.ndarray, decoder: str = "ctc") -> list[Decoded]:
+def decode(probs: np.ndarray, decoder: str = "ctc", charset: Charset = ASCII) -> list[Decoded]:
     """Greedy decoding for either head: ``ctc`` (blank = 0) or ``attention`` (EOS = 0)."""
     if decoder == "attention":
-        return attention_greedy(probs)
+        return attention_greedy(probs, charset)
     if decoder == "ctc":
-        return ctc_greedy(probs)
+        return ctc_greedy(probs, charset)
     raise ValueError(f"unknown decoder {decoder!r}")

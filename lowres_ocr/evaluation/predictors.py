@@ -70,7 +70,7 @@ class OnnxPredictor:
     def __init__(self, onnx_path: str | Path, threads: int = 0) -> None:
         import onnxruntime as ort
 
-        from lowres_ocr.export.onnx_export import read_metadata
+        from lowres_ocr.export.onnx_export import model_settings, read_metadata
 
         path = Path(onnx_path)
         if not path.is_file():
@@ -80,13 +80,15 @@ class OnnxPredictor:
             options.intra_op_num_threads = threads
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
         self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
-        self.decoder = read_metadata(path).get("decoder", "ctc")
+        metadata = read_metadata(path)
+        self.decoder = metadata.get("decoder", "ctc")
+        self.charset, self.geometry = model_settings(metadata)
         self.name = f"lowres-ocr ONNX ({path.name})"
         self.source = str(path)
         self.device = self.session.get_providers()[0]
 
     def _run(self, images: list[Image.Image], batch_size: int, output: str) -> np.ndarray:
-        outs = [self.session.run([output], {"lr": lr_batch(images[i:i + batch_size])})[0]
+        outs = [self.session.run([output], {"lr": lr_batch(images[i:i + batch_size], self.geometry)})[0]
                 for i in range(0, len(images), batch_size)]
         return np.concatenate(outs) if outs else np.zeros((0,), dtype=np.float32)
 
@@ -94,7 +96,7 @@ class OnnxPredictor:
         from lowres_ocr.core.decoding import decode
 
         _check_mode(self, mode)
-        return decode(self._run(images, batch_size, "probs"), self.decoder) if images else []
+        return decode(self._run(images, batch_size, "probs"), self.decoder, self.charset) if images else []
 
     def super_resolve(self, images: list[Image.Image], batch_size: int) -> np.ndarray:
         return self._run(images, batch_size, "sr")

@@ -31,7 +31,7 @@ def onnx_command(
     if parity_data is None:
         typer.echo("parity check skipped (no --parity-data)")
         return
-    names, lr = parity.load_crops(parity_data, parity_count)
+    names, lr = parity.load_crops(parity_data, parity_count, model.geometry)
     if len(names) < parity_count:
         typer.echo(f"parity FAIL: only {len(names)} crops in {parity_data}, {parity_count} asked for", err=True)
         raise typer.Exit(1)

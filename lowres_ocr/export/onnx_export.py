@@ -8,33 +8,47 @@ from pathlib import Path
 from typing import Any
 
 import lowres_ocr
-from lowres_ocr.core.charset import CHARSET, NUM_CLASSES
-from lowres_ocr.core.geometry import HR_SIZE, LR_SIZE, input_shape
+from lowres_ocr.core.charset import ASCII, Charset
+from lowres_ocr.core.geometry import SQUEEZE, Geometry
 
 OPSET = 17
-
-
 INPUT_NAME = "lr"
-
-
 OUTPUT_NAMES = ("probs", "sr")
 
 
-def onnx_metadata(config: dict[str, Any] | None = None) -> dict[str, str]:
-    """Key/value metadata stored in the ONNX file (all strings)."""
+def onnx_metadata(config: dict[str, Any] | None = None, charset: Charset = ASCII,
+                  geometry: Geometry = SQUEEZE) -> dict[str, str]:
+    """Key/value metadata stored in the ONNX file (all strings); ``model_settings`` reads charset and geometry back."""
+    _, h, w = geometry.input_shape()
+    _, sh, sw = geometry.sr_shape()
     return {
         "lowres_ocr_version": lowres_ocr.__version__,
-        "charset": CHARSET,
-        "num_classes": str(NUM_CLASSES),
+        "charset_name": charset.name,
+        "charset": charset.to_text(),  # one symbol per line; symbol i has class i + 1
+        "num_classes": str(charset.num_classes),
         "blank_index": "0",
-        "input": f"{INPUT_NAME}: float32 [B,3,{LR_SIZE[1]},{LR_SIZE[0]}] RGB in [0,1] (lowres_ocr.core.geometry.lr_input)",
-        "input_size": f"{LR_SIZE[0]}x{LR_SIZE[1]}",
-        "sr_size": f"{HR_SIZE[0]}x{HR_SIZE[1]}",
-        "outputs": "probs: float32 [B,T,95] softmax, class 0 = CTC blank (ctc) or end of sequence (attention); "
-        "sr: float32 [B,3,32,128] in [0,1]",
+        "geometry": json.dumps(geometry.to_config(), sort_keys=True),
+        "input": f"{INPUT_NAME}: float32 [B,3,{h},{w}] RGB in [0,1] (lowres_ocr.core.geometry, {geometry.kind})",
+        "input_size": f"{w}x{h}",
+        "sr_size": f"{sw}x{sh}",
+        "outputs": f"probs: float32 [B,T,{charset.num_classes}] softmax, class 0 = CTC blank (ctc) or end of sequence "
+        f"(attention); sr: float32 [B,3,{sh},{sw}] in [0,1]",
         "decoder": str((config or {}).get("decoder", "ctc")),  # how to read probs: lowres_ocr.core.decoding.decode
         "model_config": json.dumps(config or {}, sort_keys=True),
     }
+
+
+def model_settings(metadata: dict[str, str]) -> tuple[Charset, Geometry]:
+    """Charset and input geometry of an exported model from its metadata (none stored: ascii, squeeze 16×64)."""
+    text = metadata.get("charset")
+    if not text:
+        charset = ASCII
+    elif "charset_name" not in metadata and "\n" not in text:  # single-line form: one character per symbol
+        charset = Charset("ascii" if text == ASCII.to_text().replace("\n", "") else "custom", list(text))
+    else:
+        charset = Charset.from_text(metadata.get("charset_name", "custom"), text)
+    geometry = Geometry.from_config(json.loads(metadata["geometry"])) if metadata.get("geometry") else SQUEEZE
+    return charset, geometry
 
 
 def export_onnx(model: Any, out: Path, *, config: dict[str, Any] | None = None, opset: int = OPSET) -> Path:
@@ -53,7 +67,7 @@ def export_onnx(model: Any, out: Path, *, config: dict[str, Any] | None = None, 
     wrapper = _InferPath(model).eval()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    dummy = torch.rand(2, *input_shape())
+    dummy = torch.rand(2, *model.geometry.input_shape())
     # the tracer warns about RNN initial states and shape-dependent Python code; the dynamic batch axis is
     # verified by the parity check (batch sizes 1, 3 and 50) instead
     with torch.no_grad(), warnings.catch_warnings():
@@ -64,7 +78,7 @@ def export_onnx(model: Any, out: Path, *, config: dict[str, Any] | None = None, 
         )
     proto = onnx.load(str(out))
     del proto.metadata_props[:]
-    for key, value in onnx_metadata(config).items():
+    for key, value in onnx_metadata(config, model.charset, model.geometry).items():
         proto.metadata_props.add(key=key, value=value)
     proto.producer_name = "lowres-ocr"
     proto.producer_version = lowres_ocr.__version__

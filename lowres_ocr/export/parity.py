@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from lowres_ocr.core.charset import ASCII
 from lowres_ocr.core.decoding import decode
-from lowres_ocr.core.geometry import lr_batch
+from lowres_ocr.core.geometry import SQUEEZE, Geometry, lr_batch
 from lowres_ocr.core.images import decode_image
 from lowres_ocr.data.reader import iter_crops
 from lowres_ocr.export.onnx_export import INPUT_NAME, OUTPUT_NAMES, ort_session
@@ -18,7 +19,7 @@ from lowres_ocr.export.onnx_export import INPUT_NAME, OUTPUT_NAMES, ort_session
 PARITY_TOLERANCE = 1e-3
 
 
-def load_crops(source: Path, count: int) -> tuple[list[str], np.ndarray]:
+def load_crops(source: Path, count: int, geometry: Geometry = SQUEEZE) -> tuple[list[str], np.ndarray]:
     """The first ``count`` crops of ``source`` (``lowres_ocr.data.reader.iter_crops``) as names and network inputs."""
     names, images = [], []
     for name, data in iter_crops(Path(source)):
@@ -26,7 +27,7 @@ def load_crops(source: Path, count: int) -> tuple[list[str], np.ndarray]:
         names.append(name)
         if len(images) == count:
             break
-    return names, lr_batch(images)
+    return names, lr_batch(images, geometry)
 
 
 @dataclass
@@ -69,11 +70,12 @@ def check_parity(
     model: Any, onnx_path: Path, names: Sequence[str], lr: np.ndarray, *, batch_size: int = 50,
     tolerance: float = PARITY_TOLERANCE,
 ) -> ParityResult:
-    """Compare PyTorch ``model.infer`` and ONNX Runtime on the same inputs ``lr`` [N,3,16,64]."""
+    """Compare PyTorch ``model.infer`` and ONNX Runtime on the same inputs ``lr`` [N,3,H,W] (``load_crops``)."""
     import torch
 
     session = ort_session(onnx_path)
     decoder = str(getattr(model, "decoder", "ctc"))
+    charset = getattr(model, "charset", ASCII)
     max_diff = max_sr = 0.0
     mismatches: list[tuple[str, str, str]] = []
     model.eval()
@@ -88,7 +90,7 @@ def check_parity(
         o_probs, o_sr = session.run(list(OUTPUT_NAMES), {INPUT_NAME: chunk})
         max_diff = max(max_diff, float(np.abs(t_probs - o_probs).max()))
         max_sr = max(max_sr, float(np.abs(t_sr - o_sr).max()))
-        for i, (a, b) in enumerate(zip(decode(t_probs, decoder), decode(o_probs, decoder))):
+        for i, (a, b) in enumerate(zip(decode(t_probs, decoder, charset), decode(o_probs, decoder, charset))):
             if a.text != b.text:
                 mismatches.append((names[start + i], a.text, b.text))
     return ParityResult(len(lr), max_diff, max_sr, mismatches, tolerance)

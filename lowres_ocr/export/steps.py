@@ -15,7 +15,7 @@ def export_onnx(checkpoint: Path, out: Path, parity_data: Path, parity_count: in
     model, payload = load_model(checkpoint)
     out.mkdir(parents=True, exist_ok=True)
     path = onnx_export.export_onnx(model, out / "model.onnx", config=payload.get("config"))
-    names, lr = parity.load_crops(parity_data, parity_count)
+    names, lr = parity.load_crops(parity_data, parity_count, model.geometry)
     result = parity.check_parity(model, path, names, lr)
     if not result.passed:
         raise RuntimeError(f"ONNX parity failed: {result.summary()}")

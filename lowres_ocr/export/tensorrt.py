@@ -11,8 +11,7 @@ from typing import Any
 import numpy as np
 
 from lowres_ocr.core.decoding import decode
-from lowres_ocr.core.geometry import input_shape
-from lowres_ocr.export.onnx_export import INPUT_NAME, ort_session, read_metadata
+from lowres_ocr.export.onnx_export import INPUT_NAME, model_settings, ort_session, read_metadata
 from lowres_ocr.export.parity import PARITY_TOLERANCE
 
 #: Exit code of ``export tensorrt`` when TensorRT or a GPU is missing (BSD EX_UNAVAILABLE): "skipped".
@@ -164,16 +163,18 @@ class EngineCheck:
 def check_engine(trt: ModuleType, plan: bytes, onnx_path: Path, settings: TrtSettings, lr: np.ndarray | None = None) -> EngineCheck:
     """Compare the engine with ONNX Runtime at the profile's min/opt/max batch sizes."""
     session = ort_session(onnx_path)
-    decoder = read_metadata(onnx_path).get("decoder", "ctc")
+    metadata = read_metadata(onnx_path)
+    decoder = metadata.get("decoder", "ctc")
+    charset, geometry = model_settings(metadata)
     sizes = sorted({settings.profile.min_batch, settings.profile.opt_batch, settings.profile.max_batch})
     if lr is None:
-        lr = np.random.default_rng(0).random((max(sizes), *input_shape()), dtype=np.float32)
+        lr = np.random.default_rng(0).random((max(sizes), *geometry.input_shape()), dtype=np.float32)
     max_diff, same, total = 0.0, 0, 0
     for size in sizes:
         batch = np.resize(lr, (size, *lr.shape[1:])).astype(np.float32)
         expected = session.run(["probs"], {INPUT_NAME: batch})[0]
         got = run_engine(trt, plan, batch)["probs"]
         max_diff = max(max_diff, float(np.abs(expected - got).max()))
-        same += sum(a.text == b.text for a, b in zip(decode(expected, decoder), decode(got, decoder)))
+        same += sum(a.text == b.text for a, b in zip(decode(expected, decoder, charset), decode(got, decoder, charset)))
         total += size
     return EngineCheck(sizes, max_diff, same / total, settings.tolerance)

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lowres_ocr.core.charset import CHARSET
+from lowres_ocr.core.charset import ASCII, Charset
 from lowres_ocr.network.onnx_import import OnnxGraphModule
 
 PPOCR_REC_FILE = "PP-OCRv6_rec_small.onnx"
@@ -36,6 +37,25 @@ def rapidocr_model_path(name: str = PPOCR_REC_FILE) -> Path:
     return path
 
 
+@lru_cache(maxsize=1)
+def ppocr_charset() -> Charset:
+    """Every class of the pretrained PP-OCR classifier: its dictionary (ONNX metadata ``character``) + space."""
+    import onnx
+
+    proto = onnx.load(str(rapidocr_model_path()), load_external_data=False)
+    chars = next(p.value for p in proto.metadata_props if p.key == "character").split("\n")
+    return Charset("ppocr", [*chars, " "])
+
+
+def model_charset(name: str, symbols_text: str | None = None) -> Charset:
+    """The charset a model config names; ``symbols_text`` (stored in checkpoints) avoids reading the wheel."""
+    if name == "ascii":
+        return ASCII
+    if name != "ppocr":
+        raise ValueError(f"unknown charset {name!r} (expected 'ascii' or 'ppocr')")
+    return Charset.from_text("ppocr", symbols_text) if symbols_text else ppocr_charset()
+
+
 class PPOCREncoder(nn.Module):
     """Resize to 48×``width``, BGR, scale to [-1, 1], run the PP-OCR backbone and neck (stride 8 in width)."""
 
@@ -46,8 +66,8 @@ class PPOCREncoder(nn.Module):
         self.feature_dim = int(graph_spec.get("feature_dim", 120))
 
     @classmethod
-    def pretrained(cls, width: int = 192) -> tuple["PPOCREncoder", nn.Linear]:
-        """Encoder and a 95-class CTC head cut from the PP-OCR classifier (blank + the 94 ASCII symbols)."""
+    def pretrained(cls, width: int = 192, charset: Charset = ASCII) -> tuple["PPOCREncoder", nn.Linear]:
+        """Encoder and the CTC head: the PP-OCR classifier's rows of blank and each symbol of ``charset``."""
         import onnx
         from onnx import numpy_helper
 
@@ -59,7 +79,11 @@ class PPOCREncoder(nn.Module):
         enc.graph.load_state_dict(graph.state_dict())
         weights = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer if t.name in PPOCR_CLASSIFIER}
         w, b = weights[PPOCR_CLASSIFIER[0]], weights[PPOCR_CLASSIFIER[1]]
-        index = [0] + [1 + chars.index(c) for c in CHARSET]  # PP-OCR: class 0 is blank, class i is chars[i-1]
+        position = {c: i + 1 for i, c in enumerate([*chars, " "])}  # PP-OCR: 0 is blank, i is chars[i-1], last is space
+        missing = [c for c in charset.symbols if c not in position]
+        if missing:
+            raise ValueError(f"charset {charset.name}: {len(missing)} symbols have no PP-OCR class, e.g. {missing[:5]}")
+        index = [0] + [position[c] for c in charset.symbols]
         head = nn.Linear(w.shape[0], len(index))
         with torch.no_grad():
             head.weight.copy_(torch.from_numpy(np.ascontiguousarray(w[:, index].T)))

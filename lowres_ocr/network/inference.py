@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lowres_ocr.core.decoding import Decoded, ctc_beam_search, decode, decode_ids
+from lowres_ocr.core.decoding import Decoded, ctc_beam_search, decode
 from lowres_ocr.network import LowResOCR, load_model
 from lowres_ocr.network.sr import bicubic_upsample
 from lowres_ocr.core.geometry import hr_batch, lr_batch, sr_shape
@@ -40,8 +40,8 @@ class Recognizer:
     def _recognizer_input(self, chunk: list[Image.Image], mode: Mode) -> torch.Tensor:
         """The 32×128 image the recognizer sees under ``mode`` (HR crop, SR output or bicubic LR)."""
         if mode == "hr":
-            return torch.from_numpy(hr_batch(chunk)).to(self.device)
-        lr = torch.from_numpy(lr_batch(chunk)).to(self.device)
+            return torch.from_numpy(hr_batch(chunk, self.model.geometry)).to(self.device)
+        lr = torch.from_numpy(lr_batch(chunk, self.model.geometry)).to(self.device)
         if mode == "sr":
             return self.model.sr(lr)
         return bicubic_upsample(lr)
@@ -63,7 +63,9 @@ class Recognizer:
         if beam_width > 1 and self.model.decoder == "attention":
             return self._attention_beam(images, mode, batch_size, beam_width)
         probs = self.probabilities(images, mode, batch_size)
-        return ctc_beam_search(probs, beam_width) if beam_width > 1 else decode(probs, self.model.decoder)
+        if beam_width > 1:
+            return ctc_beam_search(probs, beam_width, charset=self.model.charset)
+        return decode(probs, self.model.decoder, self.model.charset)
 
     @torch.inference_mode()
     def _attention_beam(self, images: list[Image.Image], mode: Mode, batch_size: int, beam_width: int) -> list[Decoded]:
@@ -71,12 +73,12 @@ class Recognizer:
         for chunk in self._batches(images, batch_size):
             for ids, logp in self.model.head.beam_search(self.model.features(self._recognizer_input(chunk, mode)), beam_width):
                 conf = float(np.exp(logp / max(1, len(ids) + 1)))
-                out.append(Decoded(decode_ids(ids), conf, [conf] * len(ids)))
+                out.append(Decoded(self.model.charset.decode_ids(ids), conf, [conf] * len(ids)))
         return out
 
     @torch.inference_mode()
     def super_resolve(self, images: list[Image.Image], batch_size: int = 64) -> np.ndarray:
         """SR images float32 [N, 3, 32, 128] in [0, 1]."""
-        out = [self.model.sr(torch.from_numpy(lr_batch(c)).to(self.device)).float().cpu().numpy()
+        out = [self.model.sr(torch.from_numpy(lr_batch(c, self.model.geometry)).to(self.device)).float().cpu().numpy()
                for c in self._batches(images, batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, *sr_shape()), dtype=np.float32)
+        return np.concatenate(out) if out else np.zeros((0, *sr_shape(self.model.geometry)), dtype=np.float32)

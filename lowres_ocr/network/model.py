@@ -14,9 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lowres_ocr.core.charset import NUM_CLASSES
+from lowres_ocr.core.charset import ASCII, Charset
+from lowres_ocr.core.geometry import Geometry
 from lowres_ocr.network.attention import AttentionDecoder, attention_targets
-from lowres_ocr.network.encoders import PPOCREncoder, ResNetEncoder
+from lowres_ocr.network.encoders import PPOCREncoder, ResNetEncoder, model_charset
 from lowres_ocr.network.losses import attention_loss, ctc_loss, info_nce, sr_loss
 from lowres_ocr.network.rectifier import TPSRectifier
 from lowres_ocr.network.sr import SRBranch
@@ -58,9 +59,10 @@ def tiny_config() -> dict[str, Any]:
 class LowResOCR(nn.Module):
     """``head`` is a linear CTC classifier (``decoder: ctc``) or an :class:`AttentionDecoder` (``decoder: attention``)."""
 
-    def __init__(self, config: dict[str, Any], encoder: nn.Module, head: nn.Module):
+    def __init__(self, config: dict[str, Any], encoder: nn.Module, head: nn.Module, charset: Charset = ASCII):
         super().__init__()
         self.config = config
+        self.charset = charset
         sr = config["sr"]
         self.sr = SRBranch(sr["channels"], sr["blocks"], sr.get("sequence", True),
                            tail_kernel=sr.get("tail_kernel", 9), residual_scale=sr.get("residual_scale", 1.0))
@@ -73,6 +75,11 @@ class LowResOCR(nn.Module):
     # -- inference --------------------------------------------------------------------------------
     def features(self, image32x128: torch.Tensor) -> torch.Tensor:
         return self.encoder(self.rectifier(image32x128))
+
+    @property
+    def geometry(self) -> Geometry:
+        """The input geometry this model reads (config ``geometry``; none: squeeze 16×64)."""
+        return Geometry.from_config(self.config.get("geometry"))
 
     @property
     def decoder(self) -> str:
@@ -92,7 +99,7 @@ class LowResOCR(nn.Module):
         return ctc_loss(self.head(feats), targets, target_lengths)
 
     def infer(self, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The deployed path: ``lr`` [B,3,16,64] in [0,1] → (probs [B,T,95], sr [B,3,32,128])."""
+        """The deployed path: ``lr`` [B,3,H,W] in [0,1] (``geometry``) → (probs [B,T,classes], sr [B,3,2H,2W])."""
         sr = self.sr(lr)
         return self.recognize(sr), sr
 
@@ -136,34 +143,44 @@ class LowResOCR(nn.Module):
         return parts
 
 
-def build_model(config: dict[str, Any] | None = None, graph_spec: dict[str, Any] | None = None) -> LowResOCR:
+def build_model(config: dict[str, Any] | None = None, graph_spec: dict[str, Any] | None = None,
+                charset_symbols: str | None = None) -> LowResOCR:
     """Build the network from a model config (merged over DEFAULT_MODEL).
 
-    ``graph_spec`` (stored in checkpoints) rebuilds a PP-OCR encoder without the rapidocr package; without
-    it, ``recognizer.init: rapidocr`` loads the pretrained weights from the installed wheel.
+    ``graph_spec`` and ``charset_symbols`` (stored in checkpoints) rebuild a PP-OCR encoder and its charset
+    without the rapidocr package; without them, ``recognizer.init: rapidocr`` loads the pretrained weights and
+    dictionary from the installed wheel. ``charset`` (``ascii`` or ``ppocr``) sets the head's classes and
+    ``geometry`` (``lowres_ocr.core.geometry.Geometry``) the input the network reads.
     """
     cfg = merge(DEFAULT_MODEL, config) if config is None or "sr" not in config else copy.deepcopy(config)
-    rec = cfg["recognizer"]
     decoder = cfg.setdefault("decoder", "ctc")
     if decoder not in ("ctc", "attention"):
         raise ValueError(f"unknown decoder {decoder!r} (expected 'ctc' or 'attention')")
+    charset = model_charset(cfg.get("charset", "ascii"), charset_symbols)
+    encoder, head = _recognizer(cfg, graph_spec, charset)
+    if decoder == "attention":  # the pretrained CTC classifier does not apply; a fresh attention decoder does
+        head = AttentionDecoder(encoder.feature_dim, num_classes=charset.num_classes, **cfg.get("attention", {}))
+    return LowResOCR(cfg, encoder, head, charset)
+
+
+def _recognizer(cfg: dict[str, Any], graph_spec: dict[str, Any] | None, charset: Charset) -> tuple[nn.Module, nn.Module]:
+    """Encoder and CTC head; a PP-OCR encoder reads at 48 px height, as wide as the geometry's aspect asks."""
+    rec = cfg["recognizer"]
     if rec["type"] == "ppocr":
         width = rec.get("width", 192)
+        if "geometry" in cfg:
+            geometry = Geometry.from_config(cfg["geometry"])
+            width = round(geometry.width * 48 / geometry.height)
         if graph_spec is not None:
             encoder = PPOCREncoder(graph_spec, width)
-            head = nn.Linear(encoder.feature_dim, NUM_CLASSES)
-        elif rec.get("init") == "rapidocr":
-            encoder, head = PPOCREncoder.pretrained(width)
-        else:
-            raise ValueError("recognizer type 'ppocr' needs init: rapidocr (or a checkpoint holding its graph)")
-    elif rec["type"] == "resnet":
+            return encoder, nn.Linear(encoder.feature_dim, charset.num_classes)
+        if rec.get("init") == "rapidocr":
+            return PPOCREncoder.pretrained(width, charset)
+        raise ValueError("recognizer type 'ppocr' needs init: rapidocr (or a checkpoint holding its graph)")
+    if rec["type"] == "resnet":
         encoder = ResNetEncoder(tuple(rec.get("widths", (32, 64, 128, 256))), rec.get("hidden", 256))
-        head = nn.Linear(encoder.feature_dim, NUM_CLASSES)
-    else:
-        raise ValueError(f"unknown recognizer type {rec['type']!r} (expected 'ppocr' or 'resnet')")
-    if decoder == "attention":  # the pretrained CTC classifier does not apply; a fresh attention decoder does
-        head = AttentionDecoder(encoder.feature_dim, **cfg.get("attention", {}))
-    return LowResOCR(cfg, encoder, head)
+        return encoder, nn.Linear(encoder.feature_dim, charset.num_classes)
+    raise ValueError(f"unknown recognizer type {rec['type']!r} (expected 'ppocr' or 'resnet')")
 
 
 def save_checkpoint(path, model: LowResOCR, extra: dict[str, Any] | None = None) -> None:
@@ -173,7 +190,8 @@ def save_checkpoint(path, model: LowResOCR, extra: dict[str, Any] | None = None)
 
     model = getattr(model, "module", model)  # unwrap DDP
     spec = model.encoder.graph.spec if isinstance(model.encoder, PPOCREncoder) else None
-    payload = {"format": "lowres-ocr/1", "config": model.config, "graph_spec": spec, "model": model.state_dict()}
+    payload = {"format": "lowres-ocr/1", "config": model.config, "graph_spec": spec, "model": model.state_dict(),
+               "charset_symbols": None if model.charset == ASCII else model.charset.to_text()}
     payload.update(extra or {})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -202,6 +220,6 @@ def load_checkpoint(path, map_location: str | torch.device = "cpu") -> dict[str,
 def load_model(path, device: str | torch.device = "cpu") -> tuple[LowResOCR, dict[str, Any]]:
     """Rebuild the network from a checkpoint; returns (model in eval mode, checkpoint payload)."""
     payload = load_checkpoint(path, device)
-    model = build_model(payload["config"], graph_spec=payload.get("graph_spec"))
+    model = build_model(payload["config"], graph_spec=payload.get("graph_spec"), charset_symbols=payload.get("charset_symbols"))
     model.load_state_dict(payload["model"])
     return model.to(device).eval(), payload

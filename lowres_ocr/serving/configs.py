@@ -64,13 +64,16 @@ def _parameters(params: dict[str, str]) -> str:
     return "".join(f'parameters {{ key: "{k}" value: {{ string_value: "{v}" }} }}\n' for k, v in params.items())
 
 
-def preprocess_config(limits: ImageLimits, lr_shape: tuple[int, int, int], sched: Scheduling) -> str:
+def preprocess_config(limits: ImageLimits, lr_shape: tuple[int, int, int], sched: Scheduling,
+                      geometry: dict[str, str] | None = None) -> str:
+    """``geometry``: the model's input geometry as ``geometry_*`` parameters (``image_input.geometry_parameters``)."""
     return (
         f'name: "{PREPROCESS}"\nbackend: "python"\nmax_batch_size: {sched.max_batch_size}\n'
         + _io("input", [_tensor("image", "TYPE_STRING", (1,))])
         + _io("output", [_tensor("lr", "TYPE_FP32", lr_shape)])
         + sched.text()
         + _parameters({k: str(getattr(limits, k)) for k in ("max_bytes", "min_side", "max_side", "max_pixels")})
+        + _parameters(geometry or {})
     )
 
 
@@ -99,13 +102,13 @@ def recognizer_config(
     )
 
 
-def decode_config(probs_shape: tuple[int, int], sched: Scheduling, decoder: str = "ctc") -> str:
+def decode_config(probs_shape: tuple[int, int], sched: Scheduling, decoder: str = "ctc", charset_name: str = "ascii") -> str:
     return (
         f'name: "{DECODE}"\nbackend: "python"\nmax_batch_size: {sched.max_batch_size}\n'
         + _io("input", [_tensor("probs", "TYPE_FP32", probs_shape)])
         + _io("output", [_tensor("text", "TYPE_STRING", (1,)), _tensor("confidence", "TYPE_FP32", (1,))])
         + sched.text()
-        + _parameters({"decoder": decoder})
+        + _parameters({"decoder": decoder, "charset_name": charset_name})
     )
 
 

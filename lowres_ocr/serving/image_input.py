@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from lowres_ocr.core.geometry import lr_input
+from lowres_ocr.core.geometry import SQUEEZE, Geometry, lr_input
 from lowres_ocr.core.images import BadImageError, decode_image
 
 MAX_BYTES = 8 * 1024 * 1024
@@ -63,8 +63,20 @@ def check_header(data: bytes, limits: ImageLimits, name: str) -> tuple[int, int]
     return width, height
 
 
-def image_bytes_to_input(data: bytes, limits: ImageLimits = ImageLimits(), name: str = "image") -> np.ndarray:
-    """Encoded image → float32 [3, 16, 64] in [0, 1] (``lowres_ocr.core.geometry`` semantics); raises BadImageError."""
+def geometry_from_parameters(params: dict[str, str]) -> Geometry:
+    """The model's input geometry from Triton config ``parameters`` (``geometry_kind`` ...); none: squeeze 16×64."""
+    fields = {"kind": str, "height": int, "width": int, "sr_scale": int}
+    return Geometry(**{f: cast(params[f"geometry_{f}"]) for f, cast in fields.items() if f"geometry_{f}" in params})
+
+
+def geometry_parameters(geometry: Geometry) -> dict[str, str]:
+    """The inverse of ``geometry_from_parameters``."""
+    return {f"geometry_{k}": str(v) for k, v in geometry.to_config().items()}
+
+
+def image_bytes_to_input(data: bytes, limits: ImageLimits = ImageLimits(), name: str = "image",
+                         geometry: Geometry = SQUEEZE) -> np.ndarray:
+    """Encoded image → the network input float32 [3, H, W] in [0, 1] (``lowres_ocr.core.geometry``); raises BadImageError."""
     data = bytes(data)
     check_header(data, limits, name)
-    return lr_input(decode_image(data, name))
+    return lr_input(decode_image(data, name), geometry)

@@ -24,6 +24,9 @@ import onnx
 
 import lowres_ocr
 from lowres_ocr.core import charset as charset_module
+from lowres_ocr.core.charset import ASCII, Charset
+from lowres_ocr.core.geometry import SQUEEZE, Geometry
+from lowres_ocr.export.onnx_export import model_settings
 from lowres_ocr.core import decoding
 from lowres_ocr.core import geometry, images
 from lowres_ocr.serving import configs, image_input
@@ -48,6 +51,8 @@ class OnnxSignature:
     probs_shape: tuple[int, int]
     sr_shape: tuple[int, int, int] | None
     metadata: dict[str, str] = field(default_factory=dict)
+    charset: Charset = ASCII
+    geometry: Geometry = SQUEEZE
 
 
 @dataclass(frozen=True)
@@ -77,12 +82,13 @@ def read_signature(onnx_path: Path) -> OnnxSignature:
     sr_shape = _dims(outputs["sr"]) if "sr" in outputs else None
     if len(lr_shape) != 3 or len(probs_shape) != 2:
         raise ValueError(f"{onnx_path}: lr must be [B,3,H,W] and probs [B,T,C]; got {lr_shape}, {probs_shape}")
-    if probs_shape[1] != charset_module.NUM_CLASSES:
-        raise ValueError(f"{onnx_path}: probs has {probs_shape[1]} classes, the charset needs {charset_module.NUM_CLASSES}")
     metadata = {p.key: p.value for p in model.metadata_props}
-    if "charset" in metadata and metadata["charset"] != charset_module.CHARSET:
-        raise ValueError(f"{onnx_path}: the model's charset differs from lowres_ocr.core.charset.CHARSET")
-    return OnnxSignature(lr_shape, probs_shape, sr_shape, metadata)  # type: ignore[arg-type]
+    charset, geometry = model_settings(metadata)
+    if probs_shape[1] != charset.num_classes:
+        raise ValueError(f"{onnx_path}: probs has {probs_shape[1]} classes, its {charset.name} charset needs {charset.num_classes}")
+    if tuple(lr_shape) != geometry.input_shape():
+        raise ValueError(f"{onnx_path}: input lr is {lr_shape}, its {geometry.kind} geometry needs {geometry.input_shape()}")
+    return OnnxSignature(lr_shape, probs_shape, sr_shape, metadata, charset, geometry)  # type: ignore[arg-type]
 
 
 def _template(name: str) -> str:
@@ -121,7 +127,8 @@ def write_repository(
     for name in (configs.ENSEMBLE, configs.PREPROCESS, configs.RECOGNIZER, configs.DECODE):
         shutil.rmtree(out / name, ignore_errors=True)
 
-    pre = _write_model(out, configs.PREPROCESS, configs.preprocess_config(options.limits, sig.lr_shape, options.preprocess))
+    pre = _write_model(out, configs.PREPROCESS, configs.preprocess_config(
+        options.limits, sig.lr_shape, options.preprocess, image_input.geometry_parameters(sig.geometry)))
     (pre / "model.py").write_text(_template("preprocess_model.py"), encoding="utf-8")
     write_vendor(pre)
 
@@ -144,7 +151,8 @@ def write_repository(
     decoder = sig.metadata.get("decoder", "ctc")
     if decoder not in ("ctc", "attention"):
         raise ValueError(f"{onnx_path}: unknown decoder {decoder!r} in the model metadata")
-    dec = _write_model(out, configs.DECODE, configs.decode_config(sig.probs_shape, options.decode, decoder))
+    dec = _write_model(out, configs.DECODE, configs.decode_config(sig.probs_shape, options.decode, decoder, sig.charset.name))
+    (dec / "charset.txt").write_text(sig.charset.to_text(), encoding="utf-8")
     (dec / "model.py").write_text(_template("decode_model.py"), encoding="utf-8")
     write_vendor(dec)
 

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lowres_ocr.core.charset import MAX_LABEL_LENGTH, encode, fold_to_ascii, outside_charset
-from lowres_ocr.core.geometry import HR_SIZE, hr_input, lr_input, resize
+from lowres_ocr.core.charset import ASCII, MAX_LABEL_LENGTH, Charset
+from lowres_ocr.core.geometry import HR_SIZE, SQUEEZE, Geometry, hr_input, lr_input, resize
 from lowres_ocr.core.images import decode_image
 from lowres_ocr.data.reader import SetSpec, is_lmdb, load_set
 
@@ -32,21 +32,19 @@ class RawSample:
     lr: bytes | Path | None  # None: synthesise from hr
 
 
-def clean_label(label: str) -> str | None:
-    """Label in the 94-char charset (accents folded, spaces dropped), or None if unusable for training."""
-    text = fold_to_ascii(label)
-    if not text or len(text) > MAX_LABEL_LENGTH or outside_charset(text):
-        return None
-    return text
+def clean_label(label: str, charset: Charset = ASCII) -> str | None:
+    """The label as the model's charset writes it (``Charset.clean_label``), or None if unusable for training."""
+    return charset.clean_label(label, MAX_LABEL_LENGTH)
 
 
 class SampleSource:
     """Random access to the usable samples of one LMDB or dataset folder."""
 
     def __init__(self, path: str | Path, labels: str = "labels.tsv", degrade: str = "seed", holdout_every: int = 0,
-                 split: str = "train"):
+                 split: str = "train", charset: Charset = ASCII):
         """``holdout_every=N`` reserves every N-th usable sample for validation (``split="val"`` selects them)."""
         self.path = Path(path)
+        self.charset = charset
         self.degrade = degrade
         if not self.path.exists():
             raise FileNotFoundError(f"training source {self.path} does not exist")
@@ -63,7 +61,7 @@ class SampleSource:
         variant = None if labels == "labels.tsv" or is_lmdb(self.path) else labels
         out = []
         for s in load_set(SetSpec(self.path, variant), lazy=True).samples:
-            text = clean_label(s.label)
+            text = clean_label(s.label, self.charset)
             if text is not None and s.error is None and s.hr is not None:
                 out.append(RawSample(text, s.hr, s.lr))
         return out
@@ -86,7 +84,8 @@ class StepBatches(torch.utils.data.Dataset):
     """``dataset[step]`` → the collated batch of this rank for that step."""
 
     def __init__(self, sources: list[SampleSource], weights: list[float], batch_size: int, seed: int, rank: int = 0,
-                 world_size: int = 1, length: int = 10**9, real_lr_share: float = 0.85, hr_share: float = 0.05):
+                 world_size: int = 1, length: int = 10**9, real_lr_share: float = 0.85, hr_share: float = 0.05,
+                 geometry: Geometry = SQUEEZE, charset: Charset = ASCII):
         """``real_lr_share``: how often a pair's real LR crop is the input (else its HR crop degraded);
         ``hr_share``: how often the HR crop itself is the input (the deployed model reads HR crops too)."""
         self.sources = sources
@@ -99,6 +98,8 @@ class StepBatches(torch.utils.data.Dataset):
         self.length = length
         self.real_lr_share = real_lr_share
         self.hr_share = hr_share
+        self.geometry = geometry
+        self.charset = charset
 
     def __len__(self) -> int:
         return self.length
@@ -113,12 +114,12 @@ class StepBatches(torch.utils.data.Dataset):
             lr = _degrade(resize(hr, HR_SIZE), rng, src.degrade)
         if rng.random() < self.hr_share:
             lr = hr
-        return lr_input(lr), hr_input(hr), raw.label
+        return lr_input(lr, self.geometry), hr_input(hr, self.geometry), raw.label
 
     def __getitem__(self, step: int) -> dict[str, Any]:
         rng = np.random.default_rng([self.seed, step, self.rank, self.world_size])
         lrs, hrs, labels = zip(*(self.sample(rng) for _ in range(self.batch_size)))
-        ids = [encode(t) for t in labels]
+        ids = [self.charset.encode(t) for t in labels]
         return {
             "lr": torch.from_numpy(np.stack(lrs)),
             "hr": torch.from_numpy(np.stack(hrs)),
@@ -128,19 +129,19 @@ class StepBatches(torch.utils.data.Dataset):
         }
 
 
-def build_sources(entries: list[dict[str, Any]], root: Path) -> tuple[list[SampleSource], list[float]]:
+def build_sources(entries: list[dict[str, Any]], root: Path, charset: Charset = ASCII) -> tuple[list[SampleSource], list[float]]:
     sources, weights = [], []
     for e in entries:
         path = Path(e["path"])
         sources.append(SampleSource(path if path.is_absolute() else root / path, e.get("labels", "labels.tsv"),
-                                    e.get("degrade", "seed"), e.get("holdout_every", 0), "train"))
+                                    e.get("degrade", "seed"), e.get("holdout_every", 0), "train", charset))
         weights.append(float(e.get("weight", 1.0)))
     return sources, weights
 
 
 def load_eval_set(path: str | Path, labels: str = "labels.tsv", limit: int | None = None,
-                  holdout_every: int = 0) -> tuple[list[Image.Image], list[str]]:
+                  holdout_every: int = 0, charset: Charset = ASCII) -> tuple[list[Image.Image], list[str]]:
     """Images (LR side for pairs) and labels of a folder or LMDB (its held-out part), for validation in training."""
-    src = SampleSource(path, labels, holdout_every=holdout_every, split="val")
+    src = SampleSource(path, labels, holdout_every=holdout_every, split="val", charset=charset)
     chosen = src.samples[:limit] if limit else src.samples
     return [_open(s.lr if s.lr is not None else s.hr) for s in chosen], [s.label for s in chosen]

@@ -80,8 +80,20 @@ class AttentionSpec(_Partial):
     max_len: Optional[Positive] = None
 
 
+class GeometrySpec(_Section):
+    """The network input geometry (``lowres_ocr.core.geometry.Geometry``): given whole, not merged."""
+
+    kind: Literal["squeeze", "aspect"]
+    height: Positive
+    width: Positive
+    sr_scale: Positive = 2
+
+
 class ModelSpec(_Partial):
     """``model`` (merged over ``lowres_ocr.network.DEFAULT_MODEL``) and ``model_changes`` (over a checkpoint's)."""
+
+    charset: Optional[Literal["ascii", "ppocr"]] = None  # the recognizer head's classes (lowres_ocr.core.charset)
+    geometry: Optional[GeometrySpec] = None
 
     sr: Optional[SRSpec] = None
     rectifier: Optional[bool] = None

@@ -224,9 +224,11 @@ class Trainer:
 
     def loader(self) -> torch.utils.data.DataLoader:
         data = self.cfg["data"]
-        sources, weights = build_sources(data["train"], self.root)
+        net = getattr(self.model, "module", self.model)
+        sources, weights = build_sources(data["train"], self.root, net.charset)
         steps = int(self.tcfg["steps"])
-        batches = StepBatches(sources, weights, int(self.tcfg["batch_size"]), int(self.cfg.get("seed", 1)), self.rank, self.world, steps)
+        batches = StepBatches(sources, weights, int(self.tcfg["batch_size"]), int(self.cfg.get("seed", 1)), self.rank, self.world,
+                              steps, geometry=net.geometry, charset=net.charset)
         workers = int(self.tcfg.get("num_workers", 0))
         return torch.utils.data.DataLoader(batches, batch_size=None, sampler=list(range(self.step, steps)), num_workers=workers,
                                            prefetch_factor=2 if workers else None, persistent_workers=False,
@@ -240,7 +242,8 @@ class Trainer:
         if val_cfg and self.rank == 0:
             path = Path(val_cfg["path"])
             val = load_eval_set(path if path.is_absolute() else self.root / path, val_cfg.get("labels", "labels.tsv"),
-                                val_cfg.get("limit"), val_cfg.get("holdout_every", 0))
+                                val_cfg.get("limit"), val_cfg.get("holdout_every", 0),
+                                getattr(self.model, "module", self.model).charset)
         use_amp = self.device.type == "cuda" and self.tcfg.get("amp", "auto") in ("auto", True, "bf16")
         log_every, ckpt_every = int(self.tcfg.get("log_every", 10)), int(self.tcfg.get("checkpoint_every", 100))
         val_every = int(self.tcfg.get("val_every", 0))

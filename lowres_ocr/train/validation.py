@@ -7,7 +7,7 @@ from PIL import Image
 
 from lowres_ocr.core.charset import normalize_36
 from lowres_ocr.core.decoding import decode
-from lowres_ocr.core.geometry import LR_SIZE, batch_arrays
+from lowres_ocr.core.geometry import lr_batch
 from lowres_ocr.network.sr import bicubic_upsample
 
 
@@ -26,10 +26,10 @@ def validate(model: torch.nn.Module, images: list[Image.Image], labels: list[str
     correct = dict.fromkeys(paths, 0)
     try:
         for i in range(0, len(images), batch_size):
-            lr = torch.from_numpy(batch_arrays(images[i:i + batch_size], LR_SIZE)).to(device)
+            lr = torch.from_numpy(lr_batch(images[i:i + batch_size], model.geometry)).to(device)
             truth = [normalize_36(gt) for gt in labels[i:i + batch_size]]
             for key, upsample in paths.items():
-                decoded = decode(model.recognize(upsample(lr)).float().cpu().numpy(), model.decoder)
+                decoded = decode(model.recognize(upsample(lr)).float().cpu().numpy(), model.decoder, model.charset)
                 correct[key] += sum(normalize_36(d.text) == t for d, t in zip(decoded, truth))
     finally:
         for module, training in modes:

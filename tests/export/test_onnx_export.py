@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from lowres_ocr.data import reader
 from lowres_ocr.export import onnx_export, parity
-from lowres_ocr.core.charset import CHARSET, NUM_CLASSES
+from lowres_ocr.core.charset import ASCII, CHARSET, NUM_CLASSES
+from lowres_ocr.core.geometry import SQUEEZE
 from lowres_ocr.cli import app as cli_app
 from lowres_ocr.network import load_model
 
@@ -24,7 +25,8 @@ def test_exported_graph_contract(tiny_onnx: Path) -> None:
     lr_dims = proto.graph.input[0].type.tensor_type.shape.dim
     assert lr_dims[0].dim_param == "batch" and [d.dim_value for d in lr_dims[1:]] == [3, 16, 64]
     meta = onnx_export.read_metadata(tiny_onnx)
-    assert meta["charset"] == CHARSET and meta["num_classes"] == str(NUM_CLASSES)
+    assert meta["charset"] == "\n".join(CHARSET) and meta["num_classes"] == str(NUM_CLASSES)
+    assert onnx_export.model_settings(meta) == (ASCII, SQUEEZE)
     assert meta["input_size"] == "64x16" and meta["lowres_ocr_version"]
     assert '"recognizer"' in meta["model_config"] and meta["decoder"] == "ctc"
 

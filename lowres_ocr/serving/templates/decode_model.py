@@ -1,9 +1,10 @@
 """Triton python backend model ``decode``: per-step class probabilities → text + confidence.
 
-Input ``probs`` FP32 [B, T, 95]; outputs ``text`` TYPE_STRING [B, 1] (UTF-8) and ``confidence`` FP32
+Input ``probs`` FP32 [B, T, C]; outputs ``text`` TYPE_STRING [B, 1] (UTF-8) and ``confidence`` FP32
 [B, 1] (mean probability of the emitted characters), by ``lowres_ocr.core.decoding.decode`` imported from
 the ``vendor/`` copy next to this file (numpy only; lowres_ocr need not be installed). Config parameter
-``decoder``: ``ctc`` (class 0 = blank) or ``attention`` (class 0 = end of sequence), from the ONNX metadata.
+``decoder``: ``ctc`` (class 0 = blank) or ``attention`` (class 0 = end of sequence), from the ONNX metadata;
+the model's charset (one symbol per line, symbol i = class i + 1) is ``charset.txt`` next to this file.
 All requests of a dynamic batch are decoded together.
 """
 
@@ -16,7 +17,8 @@ import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "vendor"))
 
-from lowres_ocr.core.decoding import decode  # noqa: E402  (vendored copy)
+from lowres_ocr.core.charset import Charset  # noqa: E402  (vendored copy)
+from lowres_ocr.core.decoding import decode  # noqa: E402
 
 
 class TritonPythonModel:
@@ -24,11 +26,15 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         self.decoder = params.get("decoder", "ctc")
-        decode(np.zeros((1, 1, 2), np.float32), self.decoder)  # unknown decoder: fail at load, not per request
+        here = os.path.dirname(os.path.abspath(__file__))
+        with open(os.path.join(here, "charset.txt"), encoding="utf-8") as fh:
+            self.charset = Charset.from_text(params.get("charset_name", "custom"), fh.read())
+        # an unknown decoder or charset fails at load, not per request
+        decode(np.zeros((1, 1, self.charset.num_classes), np.float32), self.decoder, self.charset)
 
     def execute(self, requests):
         arrays = [pb_utils.get_input_tensor_by_name(r, "probs").as_numpy() for r in requests]
-        decoded = decode(np.concatenate(arrays), self.decoder) if arrays else []
+        decoded = decode(np.concatenate(arrays), self.decoder, self.charset) if arrays else []
         responses = []
         start = 0
         for arr in arrays:
