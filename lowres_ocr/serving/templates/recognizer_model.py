@@ -2,8 +2,8 @@
 
 The local tritonserver (nvidia-pytriton wheel) has only the python backend, so ``--local`` repositories
 run the exported ``model.onnx`` here instead of the ``onnxruntime_onnx`` backend used in production.
-Input ``lr`` FP32 [B, 3, 16, 64]; outputs ``probs`` [B, T, 95] and ``sr`` [B, 3, 32, 128] (only the
-requested ones are computed). All requests of a dynamic batch go through one ``session.run``.
+Input ``lr`` FP32 [B, 3, H, W] (the model's input geometry); outputs ``probs`` [B, T, C] (C = the classes of its
+charset) and ``sr`` [B, 3, 2H, 2W] (only the requested ones are computed). All requests of a dynamic batch go through one ``session.run``.
 Config parameters: ``onnx_file`` (default model.onnx), ``intra_op_threads`` (default 1).
 """
 
