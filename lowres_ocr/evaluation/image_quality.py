@@ -1,7 +1,8 @@
-"""Image quality of a pairs set: PSNR/SSIM at 32×128 of SR and of bicubic(LR) against HR.
+"""Image quality of a pairs set: PSNR/SSIM of SR and of bicubic(LR) against HR, at the SR resolution of the
+model's input geometry (32×128 for the squeeze 16×64 one; the HR crop goes through the same geometry).
 
 The bicubic image is the one the ``bicubic`` accuracy mode hands the recognizer
-(``lowres_ocr.network.inference.Recognizer``): the LR crop through ``geometry.batch_arrays`` at 16×64, then
+(``lowres_ocr.network.inference.Recognizer``): the LR crop through ``geometry.lr_batch``, then
 ``lowres_ocr.network.sr.bicubic_upsample`` (torch bicubic ×2, clamped to [0, 1]) on the float tensor. The
 same array is measured here and shown as the gallery's "LR (bicubic)" thumbnail. It is computed on the CPU;
 a checkpoint evaluated on a GPU runs the same interpolation there (float rounding apart, the same image).
@@ -14,13 +15,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from lowres_ocr.core.geometry import HR_SIZE, LR_SIZE, batch_arrays, to_array
+from lowres_ocr.core.geometry import SQUEEZE, Geometry, hr_batch, lr_batch
 from lowres_ocr.evaluation.metrics import psnr, ssim
 from lowres_ocr.evaluation.predictors import Predictor
 
 
-def bicubic_images(lrs: list[Image.Image], batch_size: int = 64) -> np.ndarray:
-    """float32 [N, 3, 32, 128] in [0, 1]: each LR crop as the bicubic accuracy mode's recognizer input."""
+def bicubic_images(lrs: list[Image.Image], batch_size: int = 64, geometry: Geometry = SQUEEZE) -> np.ndarray:
+    """float32 [N, 3, 2H, 2W] in [0, 1]: each LR crop as the bicubic accuracy mode's recognizer input."""
     import torch
 
     from lowres_ocr.network.sr import bicubic_upsample
@@ -28,9 +29,9 @@ def bicubic_images(lrs: list[Image.Image], batch_size: int = 64) -> np.ndarray:
     out: list[np.ndarray] = []
     with torch.inference_mode():
         for i in range(0, len(lrs), max(1, batch_size)):
-            lr = torch.from_numpy(batch_arrays(lrs[i:i + batch_size], LR_SIZE))
+            lr = torch.from_numpy(lr_batch(lrs[i:i + batch_size], geometry))
             out.append(bicubic_upsample(lr).float().numpy())
-    return np.concatenate(out) if out else np.zeros((0, 3, HR_SIZE[1], HR_SIZE[0]), dtype=np.float32)
+    return np.concatenate(out) if out else np.zeros((0, *geometry.sr_shape()), dtype=np.float32)
 
 
 def _mean_quality(images: np.ndarray, hr: list[np.ndarray]) -> dict[str, float]:
@@ -46,10 +47,12 @@ def image_quality(p: Predictor, lrs: list[Image.Image], hrs: list[Image.Image], 
     """
     if len(lrs) != len(hrs):
         raise ValueError(f"{len(lrs)} LR images for {len(hrs)} HR images")
-    hr = [to_array(im, HR_SIZE) for im in hrs]
-    bicubic = bicubic_images(lrs, batch_size)
+    geometry: Geometry = getattr(p, "geometry", SQUEEZE)
+    hr = list(hr_batch(hrs, geometry))
+    bicubic = bicubic_images(lrs, batch_size, geometry)
     sr = p.super_resolve(lrs, batch_size)
-    out: dict[str, Any] = {"size": f"{HR_SIZE[1]}x{HR_SIZE[0]}", "bicubic": _mean_quality(bicubic, hr)}
+    _, height, width = geometry.sr_shape()
+    out: dict[str, Any] = {"size": f"{height}x{width}", "bicubic": _mean_quality(bicubic, hr)}
     if sr is not None:
         out["sr"] = _mean_quality(sr, hr)
     return out, sr, bicubic

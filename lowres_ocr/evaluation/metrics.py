@@ -1,16 +1,18 @@
 """Recognition and image-quality metrics of the evaluation protocol (numpy only).
 
-Text protocol (see docs/report-schema.md):
+Text protocols (see docs/report-schema.md). A set is scored under ``line`` when any of its labels holds a CJK
+character, else under ``latin36``:
 
-- ``accuracy`` (the headline): exact match after ``lowres_ocr.core.charset.normalize_36`` on both sides
-  (accents folded, lower-cased, only ``[0-9a-z]`` kept);
-- ``accuracy_cs``: exact match after ``fold_to_ascii`` on both sides (case and punctuation kept,
-  accents folded, spaces dropped: the 94-char charset has no space);
-- ``one_minus_ned``: 1 - edit_distance(gt, pred) / max(len(gt), len(pred)) on the 36-char strings
-  (1.0 when both are empty), averaged over samples.
-
-A label is filtered (not scored) when it is empty after the protocol's normalisation, longer than
-``MAX_LABEL_LENGTH`` after it, or keeps characters outside ``CHARSET`` after ``fold_to_ascii``.
+- ``latin36``: ``accuracy`` (the headline) is the exact match after ``lowres_ocr.core.charset.normalize_36`` on
+  both sides (accents folded, lower-cased, only ``[0-9a-z]`` kept); ``accuracy_cs`` the exact match after
+  ``fold_to_ascii`` (case and punctuation kept, accents folded, spaces dropped); ``one_minus_ned`` is
+  1 - edit_distance(gt, pred) / max(len(gt), len(pred)) on the 36-char strings (1.0 when both are empty).
+  A label is filtered (not scored) when it is empty after the normalisation, longer than ``MAX_LABEL_LENGTH``
+  after it, or keeps characters outside ``CHARSET`` after ``fold_to_ascii``.
+- ``line`` (Chinese and mixed lines): ``accuracy`` is the line accuracy, the exact match after
+  ``normalize_line`` on both sides (NFKC: full-width forms folded to their half-width ones; all spaces removed);
+  ``accuracy_cs`` is the same; ``one_minus_ned`` is the character-level 1-NED on those strings. A label is
+  filtered when it is empty after ``normalize_line`` or longer than ``LINE_MAX_LENGTH`` characters.
 
 Image quality, between two float [3, H, W] images in [0, 1] (both at 32×128 in the runner):
 
@@ -24,12 +26,16 @@ Per-set values are the mean of the per-image values.
 from __future__ import annotations
 
 import math
+import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 from lowres_ocr.core.charset import CHARSET, MAX_LABEL_LENGTH, fold_to_ascii, normalize_36, outside_charset
 
+PROTOCOLS = ("latin36", "line")
+LINE_MAX_LENGTH = 64
 PSNR_CAP = 100.0
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
@@ -57,12 +63,36 @@ def one_minus_ned(gt: str, pred: str) -> float:
     return 1.0 if longest == 0 else 1.0 - edit_distance(gt, pred) / longest
 
 
-def label_filter(label: str, max_length: int = MAX_LABEL_LENGTH) -> tuple[str, str] | None:
+def is_cjk(ch: str) -> bool:
+    """A CJK ideograph, kana, hangul or CJK punctuation / full-width form."""
+    name = unicodedata.name(ch, "")
+    return name.startswith(("CJK ", "HIRAGANA", "KATAKANA", "HANGUL", "FULLWIDTH", "IDEOGRAPHIC"))
+
+
+def protocol_for(labels: Iterable[str]) -> str:
+    """``line`` for a set with any CJK label, else ``latin36``."""
+    return "line" if any(is_cjk(ch) for label in labels for ch in label) else "latin36"
+
+
+def normalize_line(text: str) -> str:
+    """The ``line`` protocol's form: NFKC (full-width → half-width), every space removed."""
+    return "".join(unicodedata.normalize("NFKC", text).split())
+
+
+def label_filter(label: str, max_length: int = MAX_LABEL_LENGTH, protocol: str = "latin36") -> tuple[str, str] | None:
     """``(reason, detail)`` when ``label`` is not scored under the protocol, else None.
 
-    Reasons: ``empty_label`` (nothing left after normalize_36), ``too_long`` (more than ``max_length``
-    characters after it), ``outside_charset`` (characters that fold_to_ascii cannot bring into CHARSET).
+    Reasons: ``empty_label`` (nothing left after the protocol's normalisation), ``too_long`` (more than
+    ``max_length`` characters after it; ``LINE_MAX_LENGTH`` under ``line``), ``outside_charset`` (``latin36``:
+    characters that fold_to_ascii cannot bring into CHARSET).
     """
+    if protocol == "line":
+        line = normalize_line(label)
+        if not line:
+            return "empty_label", f"label {label!r} is empty after the line normalisation"
+        if len(line) > LINE_MAX_LENGTH:
+            return "too_long", f"label {label!r} has {len(line)} characters (> {LINE_MAX_LENGTH})"
+        return None
     norm = normalize_36(label)
     if not norm:
         return "empty_label", f"label {label!r} is empty after the 36-char normalisation"
@@ -84,7 +114,10 @@ class Score:
     length: int  # of the normalised label
 
 
-def score(label: str, prediction: str) -> Score:
+def score(label: str, prediction: str, protocol: str = "latin36") -> Score:
+    if protocol == "line":
+        gt, pred = normalize_line(label), normalize_line(prediction)
+        return Score(gt == pred, gt == pred, one_minus_ned(gt, pred), len(gt))
     gt, pred = normalize_36(label), normalize_36(prediction)
     return Score(gt == pred, fold_to_ascii(label) == fold_to_ascii(prediction), one_minus_ned(gt, pred), len(gt))
 

@@ -49,6 +49,7 @@ class TorchPredictor:
         if not path.is_file():
             raise FileNotFoundError(f"weights {path} not found")
         self.recognizer = Recognizer.load(path, device)
+        self.geometry = self.recognizer.model.geometry
         self.beam_width = beam_width
         self.name = f"lowres-ocr ({path.name})"
         self.source = str(path)

@@ -18,7 +18,7 @@ from PIL import Image
 from lowres_ocr.core.charset import MAX_LABEL_LENGTH, normalize_36
 from lowres_ocr.core.decoding import Decoded
 from lowres_ocr.evaluation.image_quality import image_quality, to_uint8
-from lowres_ocr.evaluation.metrics import Score, Tally, label_filter, score, tally, weighted_average
+from lowres_ocr.evaluation.metrics import Score, Tally, label_filter, protocol_for, score, tally, weighted_average
 from lowres_ocr.evaluation.predictors import Predictor
 from lowres_ocr.data.reader import EvalSet, load_set
 from lowres_ocr.core.geometry import HR_SIZE
@@ -73,11 +73,12 @@ def prepare(ev: EvalSet, limit: int = 0) -> tuple[list[UsableSample], dict[str, 
     filtered: list[dict[str, str]] = []
     unreadable: list[dict[str, str]] = []
     samples = ev.samples[:limit] if limit else ev.samples
+    protocol = protocol_for(s.label for s in samples)
     for s in samples:
         if s.error:
             unreadable.append({"where": s.where, "error": s.error})
             continue
-        problem = label_filter(s.label, MAX_LABEL_LENGTH)
+        problem = label_filter(s.label, MAX_LABEL_LENGTH, protocol)
         if problem:
             filtered.append({"where": s.where, "reason": problem[0], "detail": problem[1]})
             continue
@@ -92,7 +93,7 @@ def prepare(ev: EvalSet, limit: int = 0) -> tuple[list[UsableSample], dict[str, 
     for f in filtered:
         reasons[f["reason"]] = reasons.get(f["reason"], 0) + 1
     accounting = {
-        "total": len(samples) + len(ev.skipped_lines), "used": len(used),
+        "protocol": protocol, "total": len(samples) + len(ev.skipped_lines), "used": len(used),
         "filtered": reasons, "filtered_samples": filtered,
         "unreadable": len(unreadable), "unreadable_samples": unreadable,
         "skipped_lines": ev.skipped_lines,
@@ -159,7 +160,8 @@ def modes_for(p: Predictor, kind: str, only: tuple[str, ...] = ()) -> tuple[list
 
 
 def evaluate_predictor(p: Predictor, samples: list[UsableSample], kind: str, opts: Options, progress: Progress | None,
-                       set_name: str) -> tuple[dict[str, Any], dict[str, list[Decoded]], dict[str, list[Score]]]:
+                       set_name: str, protocol: str = "latin36",
+                       ) -> tuple[dict[str, Any], dict[str, list[Decoded]], dict[str, list[Score]]]:
     modes, headline = modes_for(p, kind, opts.modes)
     result: dict[str, Any] = {"headline_mode": headline, "modes": {}}
     preds_by_mode: dict[str, list[Decoded]] = {}
@@ -167,7 +169,7 @@ def evaluate_predictor(p: Predictor, samples: list[UsableSample], kind: str, opt
     for mode in modes:
         images = _inputs(samples, mode)
         preds, elapsed = _run_mode(p, images, mode, opts, progress, f"{set_name} · {p.name} · {mode}")
-        scores = [score(s.label, d.text) for s, d in zip(samples, preds)]
+        scores = [score(s.label, d.text, protocol) for s, d in zip(samples, preds)]
         t = tally(scores)
         result["modes"][mode] = {**t.summary(), "correct": t.correct, "correct_cs": t.correct_cs, "crops_per_s": len(images) / elapsed if elapsed > 0 else 0.0}
         preds_by_mode[mode], scores_by_mode[mode] = preds, scores
@@ -241,12 +243,12 @@ def evaluate_sets(model: Predictor, specs: list[str], peers: list[Predictor] | N
             entry.update({"model": None, "image_quality": None, "peers": {}})
             sets_out.append(entry)
             continue
-        res, preds, scores = evaluate_predictor(model, used, ev.kind, opts, progress, ev.name)
+        res, preds, scores = evaluate_predictor(model, used, ev.kind, opts, progress, ev.name, accounting["protocol"])
         quality, sr, bicubic = _pairs_quality(model, used, ev.kind, opts.batch_size)
         peer_out: dict[str, Any] = {}
         peer_head: dict[str, list[Decoded]] = {}
         for peer in peers:
-            pres, ppreds, _ = evaluate_predictor(peer, used, ev.kind, opts, progress, ev.name)
+            pres, ppreds, _ = evaluate_predictor(peer, used, ev.kind, opts, progress, ev.name, accounting["protocol"])
             peer_out[peer.name] = pres
             peer_head[peer.name] = ppreds[pres["headline_mode"]]
         entry.update({"model": res, "image_quality": quality, "peers": peer_out})

@@ -112,3 +112,18 @@ def test_ssim_orders_degradations() -> None:
     assert psnr(light, hr) > psnr(heavy, hr)
     with pytest.raises(ValueError, match="at least 11x11"):
         ssim(hr[:, :8], hr[:, :8])
+
+
+def test_line_protocol_for_chinese_and_mixed_lines() -> None:
+    from lowres_ocr.evaluation.metrics import label_filter, normalize_line, protocol_for, score
+
+    assert protocol_for(["abc", "湖北省襄阳市"]) == "line" and protocol_for(["abc", "café"]) == "latin36"
+    assert normalize_line("７３９　H181-02 88") == "739H181-0288"  # full-width folded, spaces removed
+    exact = score("湖北省 襄阳市", "湖北省襄阳市", "line")
+    assert exact.correct and exact.one_minus_ned == 1.0 and exact.length == 6
+    near = score("湖北省襄阳市", "湖北省襄阳", "line")
+    assert not near.correct and abs(near.one_minus_ned - 5 / 6) < 1e-12
+    assert label_filter("湖北省", protocol="line") is None
+    assert label_filter("湖北省") is not None  # the latin36 protocol cannot score it
+    assert label_filter("　 ", protocol="line")[0] == "empty_label"
+    assert label_filter("湖" * 65, protocol="line")[0] == "too_long"
