@@ -25,8 +25,8 @@ def evaluate(
     ``deploy_model`` holds the checkpoint to deploy (the candidate, or the shipped one when the candidate does not
     pass) and ``predictions`` that checkpoint's crops + predictions for the smoke test. Returned: True = deploy
     something. One bool output: kfp.local 2.17 cannot resolve NamedTuple fields in dsl.If."""
-    import shutil
     import json
+    import shutil
     from pathlib import Path
 
     from lowres_ocr.evaluation.steps import evaluate as step

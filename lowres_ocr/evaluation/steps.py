@@ -144,7 +144,7 @@ def evaluate(checkpoint: Path, data: Path, sets: list[str], out: Path, min_accur
         src = checkpoint if choice == "candidate" else model_file
         assert src is not None
         _place(src, deploy_out / "model.pt")
-        info["deploy_model"] = str(src)
+        info["deploy_model"] = str(checkpoint) if choice == "candidate" else baseline_model
     if smoke_set and predictions_out is not None and choice != "none":
         tsv = _smoke_source(choice, out, base, model_file, data, smoke_set, smoke_count, modes)
         expected = smoke_expectations(data / smoke_set, tsv, predictions_out / "crops", smoke_count)

@@ -27,7 +27,12 @@ def test_run_local_end_to_end_smoke_answers_equal_evaluation(tmp_path):
            "--pipeline-root", str(root), "--min-accuracy", "1"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "pipeline finished" in proc.stdout and "gate passed" in proc.stdout
+    assert "pipeline finished" in proc.stdout and "full log: " in proc.stdout
+    assert len(proc.stdout.splitlines()) <= 40  # one line per step, the rest is in the log file
+    log = Path(proc.stdout.rsplit("full log: ", 1)[1].split()[0])
+    assert log.is_file() and "Executing task" in log.read_text()
+    # the candidate (2 steps) is deployed when it passes the gate, else the shipped model is kept
+    assert "gate passed" in proc.stdout or "keeping the shipped" in proc.stdout
     smoke = json.loads((root / "serving" / "smoke.json").read_text())
     protocols = {p["protocol"]: p for p in smoke["protocols"]}
     assert set(protocols) == {"http", "grpc"}
