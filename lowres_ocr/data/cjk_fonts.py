@@ -12,7 +12,7 @@ by a hard-coded index, because the face order differs between package versions.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from PIL import ImageFont
@@ -66,7 +66,7 @@ def _face_index(path: str, family: str) -> int | None:
     return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def faces(split: str) -> tuple[Face, ...]:
     """The installed faces of ``split``, in the fixed order of ``FACES`` (missing ones are left out)."""
     if split not in SPLITS:

@@ -7,9 +7,10 @@ Names come from ``resources/zh_*.txt`` (one item a line; ``zh_places.txt`` holds
 province, city, then its districts and counties).
 
 Leak-free split: a place or person name is *held out* when CRC-32 of its UTF-8 bytes mod 100 is below
-``HOLDOUT_PERCENT``. The ``train`` generator only ever uses names that are not held out, the ``test``
-generator builds every line around a held-out name (its other names may be train names). The 34 provincial
-names (and the municipalities / SARs, which are cities too) are shared: every address needs one.
+``HOLDOUT_PERCENT``. The ``train`` generator only ever uses names that are not held out. The ``test`` generator
+takes its places from the (province, city, district) rows with a held-out city or district (the other one may be
+a train name) and its person and composed names from the held-out ones. The 34 provincial names (and the
+municipalities / SARs, which are cities too) are shared: every address needs one.
 Composed names (streets, estates, towns, landmarks, person names) are drawn again until they fall in the
 split. ``trace`` (a list, when set) receives every held-out-able name a line was built from, for the tests.
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,7 @@ def held_out(name: str) -> bool:
     return zlib.crc32(name.encode("utf-8")) % 100 < HOLDOUT_PERCENT
 
 
-@lru_cache(maxsize=None)
+@cache
 def items(name: str) -> tuple[str, ...]:
     """The non-comment lines of ``resources/zh_<name>.txt``."""
     text = (RESOURCES / f"zh_{name}.txt").read_text(encoding="utf-8")
@@ -62,9 +63,14 @@ def places() -> tuple[Place, ...]:
     return tuple(rows)
 
 
+@lru_cache(maxsize=1)
+def _provinces() -> frozenset[str]:
+    return frozenset(p for p, _, _ in places())
+
+
 def shared(name: str) -> bool:
     """Province-level names, used by both splits."""
-    return name in {p for p, _, _ in places()}
+    return name in _provinces()
 
 
 def place_split(place: Place) -> str:
@@ -181,7 +187,7 @@ class ExpressText:
         return short, ("" if prefix == "-" else prefix) + _digits(rng, int(n))
 
     def sorting_code(self, rng: np.random.Generator) -> str:
-        d, u = lambda n: _digits(rng, n), lambda n: _letters(rng, n)  # noqa: E731
+        d, u = lambda n: _digits(rng, n), lambda n: _letters(rng, n)
         return [
             lambda: f"{d(3)} {u(1)}{d(3)}-{d(2)} {d(2)}",
             lambda: f"{d(3)}-{d(3)}-{d(3)}",

@@ -278,7 +278,8 @@ def _write_range(args: tuple[str, int, int, int, str, str, str]) -> list[str]:
     cv2.setNumThreads(1)  # tiny images: OpenCV's thread pool only adds overhead
     pair: Callable[[int, int, str], tuple[str, np.ndarray, np.ndarray]] = make_pair
     if source != "ascii":
-        from lowres_ocr.data.synth_zh import make_pair_zh  # imported here: synth_zh imports this module
+        # imported here: synth_zh imports this module
+        from lowres_ocr.data.synth_zh import make_pair_zh
 
         pair = partial(make_pair_zh, source=source, split=split)
     lines = []

@@ -16,7 +16,7 @@ streams.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import cv2
 import numpy as np
@@ -41,14 +41,20 @@ _SOURCE_ID = {"zh": 1, "mixed": 2}
 _SPLIT_ID = {"train": 0, "test": 1}
 
 
-@lru_cache(maxsize=None)
+def _bitmap(ref: FontRef, ch: str) -> tuple[tuple[int, int], bytes]:
+    mask = load_font(ref, 20).getmask(ch)
+    return mask.size, bytes(mask)
+
+
+@cache
+def _notdef(ref: FontRef) -> tuple[tuple[int, int], bytes]:
+    return _bitmap(ref, "\uffff")  # a noncharacter: no face maps it
+
+
+@cache
 def covers(ref: FontRef, ch: str) -> bool:
     """Whether the face ``ref`` has a glyph for ``ch`` (a missing one renders as the .notdef box)."""
-    if ch.isspace():
-        return True
-    font = load_font(ref, 32)
-    glyph, notdef = font.getmask(ch), font.getmask("\uffff")
-    return (glyph.size, bytes(glyph)) != (notdef.size, bytes(notdef))
+    return ch.isspace() or _bitmap(ref, ch) != _notdef(ref)
 
 
 def face_for(text: str, faces: tuple[cjk_fonts.Face, ...], start: int) -> FontRef | None:
