@@ -176,11 +176,7 @@ def submit_command(
     ``-p`` values take the type of the pipeline parameter they name (int, float, bool, str; ``-p KEY=`` is "")."""
     import kfp
 
-    from lowres_ocr.pipeline.params import (
-        ParameterError,
-        parameter_types,
-        typed_arguments,
-    )
+    from lowres_ocr.pipeline.params import ParameterError, parameter_types, typed_arguments
 
     if not package.is_file():
         compile_pipeline(_root(), package)
