@@ -3,7 +3,9 @@
 - ``rapidocr``: the PP-OCR recognizer shipped in the rapidocr wheel (ONNX Runtime, offline), recognition
   only: the crop goes straight to ``RapidOCR.recognize_txt`` (no detection, no angle classifier).
 - ``tesseract``: tesseract-ocr, ``--psm 7`` (the image is a single text line), one process per batch
-  (pytesseract finds the binary and its version).
+  (pytesseract finds the binary and its version), English model;
+- ``tesseract-chi_sim``: the same with the simplified Chinese model (Debian's tesseract-ocr-chi-sim), for
+  Chinese and mixed express-sheet lines.
 
 Peers see the image as stored (no resize to 16×64): mode ``lr`` is the LR image of a pair, ``hr`` the
 HR image or the word crop. A peer whose package or binary is missing raises :class:`PeerUnavailable`
@@ -23,7 +25,7 @@ from PIL import Image
 
 from lowres_ocr.core.decoding import Decoded
 
-PEERS = ("rapidocr", "tesseract")
+PEERS = ("rapidocr", "tesseract", "tesseract-chi_sim")
 
 
 class PeerUnavailable(RuntimeError):
@@ -57,11 +59,11 @@ class RapidOcrPeer:
 
 
 class TesseractPeer:
-    name = "tesseract"
     modes = ("lr", "hr")
-    config = "--psm 7"
 
-    def __init__(self) -> None:
+    def __init__(self, lang: str = "eng") -> None:
+        self.name = "tesseract" if lang == "eng" else f"tesseract-{lang}"
+        self.config = f"--psm 7 -l {lang}"
         if importlib.util.find_spec("pytesseract") is None:
             raise PeerUnavailable("pytesseract is not installed (pip install pytesseract, or the 'peers' extra)")
         import pytesseract
@@ -72,6 +74,9 @@ class TesseractPeer:
             raise PeerUnavailable(f"the tesseract binary is not installed or not on PATH "
                                   f"(apt-get install tesseract-ocr): {str(err).splitlines()[0]}") from None
         self._tess = pytesseract
+        if lang not in pytesseract.get_languages(config=""):
+            package = "tesseract-ocr-" + lang.replace("_", "-").lower()
+            raise PeerUnavailable(f"tesseract has no {lang!r} language data (apt-get install {package})")
 
     def predict(self, images: list[Image.Image], mode: str, batch_size: int) -> list[Decoded]:
         step = max(1, batch_size)
@@ -120,4 +125,6 @@ def load_peer(name: str) -> RapidOcrPeer | TesseractPeer:
         return RapidOcrPeer()
     if name == "tesseract":
         return TesseractPeer()
+    if name == "tesseract-chi_sim":
+        return TesseractPeer("chi_sim")
     raise ValueError(f"unknown peer {name!r} (known: {', '.join(PEERS)})")

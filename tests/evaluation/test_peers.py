@@ -72,3 +72,56 @@ def test_tesseract_batch_equals_one_call_per_image(real_words_dir: Path, tessera
                   for im in images]
     assert batched == one_by_one
     assert len(set(batched)) > 10  # distinct answers: the pages were not mixed up or dropped
+
+
+CJK_FONTS = [Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"), Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),
+             Path("/usr/share/fonts/truetype/arphic/uming.ttc")]
+
+
+@pytest.fixture(scope="module")
+def chinese_lines(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A word set of clean Chinese/mixed express-sheet lines rendered with an installed CJK font."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font_path = next((p for p in CJK_FONTS if p.is_file()), None)
+    if font_path is None:
+        pytest.skip("no CJK font installed (scripts/bootstrap installs fonts-wqy-zenhei, fonts-noto-cjk, ...)")
+    font = ImageFont.truetype(str(font_path), 40)
+    folder = tmp_path_factory.mktemp("zh") / "zh_lines"
+    (folder / "img").mkdir(parents=True)
+    lines = ["湖北省襄阳市樊城区", "中通快递", "韵达 739 H181-02 88", "襄阳公司包"]
+    for i, text in enumerate(lines):
+        width = int(font.getlength(text)) + 24
+        img = Image.new("RGB", (width, 56), "white")
+        ImageDraw.Draw(img).text((12, 6), text, font=font, fill="black")
+        img.save(folder / "img" / f"{i}.png")
+    (folder / "labels.tsv").write_text("".join(f"img/{i}.png\t{t}\n" for i, t in enumerate(lines)), encoding="utf-8")
+    return folder
+
+
+def test_peers_read_chinese_lines_under_the_line_protocol(chinese_lines: Path) -> None:
+    peers = []
+    for name in ("rapidocr", "tesseract-chi_sim"):
+        try:
+            peers.append(load_peer(name))
+        except PeerUnavailable as err:
+            print(f"{name} skipped: {err}")
+    if not peers:
+        pytest.skip("neither rapidocr nor tesseract with chi_sim is installed")
+    report, _ = evaluate_sets(FakePredictor({}), [str(chinese_lines)], peers=peers, opts=OPTS)
+    entry = report["sets"][0]
+    assert entry["protocol"] == "line" and entry["used"] == 4
+    for peer in peers:
+        cell = entry["peers"][peer.name]["modes"]["hr"]
+        assert cell["one_minus_ned"] > 60.0, (peer.name, cell)
+
+
+def test_tesseract_language_data_missing() -> None:
+    if importlib.util.find_spec("pytesseract") is None:
+        pytest.skip("pytesseract not installed")
+    try:
+        TesseractPeer()
+    except PeerUnavailable as err:
+        pytest.skip(str(err))
+    with pytest.raises(PeerUnavailable, match="apt-get install tesseract-ocr-xyz"):
+        TesseractPeer("xyz")
