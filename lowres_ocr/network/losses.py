@@ -1,4 +1,5 @@
-"""Training losses: CTC recognition, SR pixel + gradient profile, contrastive HR/LR feature alignment."""
+"""Training losses: CTC recognition, SR pixel + gradient profile, contrastive HR/LR feature alignment, and
+distillation of a frozen teacher's CTC posteriors."""
 
 from __future__ import annotations
 
@@ -13,6 +14,18 @@ def ctc_loss(logits: torch.Tensor, targets: torch.Tensor, target_lengths: torch.
     log_probs = logits.float().log_softmax(2).permute(1, 0, 2)  # [T, B, C]
     input_lengths = torch.full((logits.shape[0],), logits.shape[1], dtype=torch.long)
     return F.ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=BLANK, reduction="mean", zero_infinity=True)
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """KL(teacher ‖ student) of the per-step class distributions, summed over classes, mean over batch and steps.
+
+    ``student_logits`` [B, T, C]; ``teacher_probs`` [B, T, C] (a softmax, no gradient).
+    """
+    if student_logits.shape != teacher_probs.shape:
+        raise ValueError(f"student {tuple(student_logits.shape)} and teacher {tuple(teacher_probs.shape)} posteriors differ in shape")
+    teacher = teacher_probs.detach().float()
+    kl = teacher * ((teacher + eps).log() - student_logits.float().log_softmax(-1))
+    return kl.sum(-1).mean()
 
 
 def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

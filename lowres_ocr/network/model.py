@@ -18,7 +18,7 @@ from lowres_ocr.core.charset import ASCII, Charset
 from lowres_ocr.core.geometry import Geometry
 from lowres_ocr.network.attention import AttentionDecoder, attention_targets
 from lowres_ocr.network.encoders import PPOCREncoder, ResNetEncoder, model_charset
-from lowres_ocr.network.losses import attention_loss, ctc_loss, info_nce, sr_loss
+from lowres_ocr.network.losses import attention_loss, ctc_loss, distillation_loss, info_nce, sr_loss
 from lowres_ocr.network.rectifier import TPSRectifier
 from lowres_ocr.network.sr import SRBranch
 
@@ -30,8 +30,9 @@ DEFAULT_MODEL: dict[str, Any] = {
     "contrastive_dim": 128,
 }
 
-DEFAULT_LOSS_WEIGHTS: dict[str, float] = {"rec": 1.0, "rec_hr": 0.0, "sr": 1.0, "sr_gradient": 1.0, "contrastive": 0.1, "feature": 0.0}
-SR_PATH_LOSSES = ("rec", "feature", "contrastive")  # the loss parts that run the recognizer on the SR output
+DEFAULT_LOSS_WEIGHTS: dict[str, float] = {"rec": 1.0, "rec_hr": 0.0, "sr": 1.0, "sr_gradient": 1.0, "contrastive": 0.1, "feature": 0.0,
+                                          "distill": 0.0}
+SR_PATH_LOSSES = ("rec", "feature", "contrastive", "distill")  # the loss parts that run the recognizer on the SR output
 RECOGNIZER_LOSSES = (*SR_PATH_LOSSES, "rec_hr")  # the loss parts that run the recognizer at all
 
 
@@ -104,28 +105,35 @@ class LowResOCR(nn.Module):
         return self.recognize(sr), sr
 
     # -- training ---------------------------------------------------------------------------------
-    def forward(self, lr, hr, targets, target_lengths, weights):  # DDP hooks only run through forward
-        return self.training_losses(lr, hr, targets, target_lengths, weights)
+    def forward(self, lr, hr, targets, target_lengths, weights, teacher_probs=None):  # DDP hooks only run through forward
+        return self.training_losses(lr, hr, targets, target_lengths, weights, teacher_probs)
 
     def training_losses(self, lr: torch.Tensor, hr: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor,
-                        weights: dict[str, float]) -> dict[str, torch.Tensor]:
-        """Every loss part and their weighted ``total`` for a batch of LR/HR pairs with labels."""
+                        weights: dict[str, float], teacher_probs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Every loss part and their weighted ``total`` for a batch of LR/HR pairs with labels.
+
+        ``teacher_probs`` [B, T, C]: a frozen recognizer's CTC posteriors on the HR crops, the target of ``distill``.
+        """
         sr = self.sr(lr)
         parts: dict[str, torch.Tensor] = {"sr": sr_loss(sr, hr, weights.get("sr_gradient", 1.0))}
         # with none of them weighted (SR pre-training) the recognizer is not run at all
         if any(weights.get(k, 0) for k in RECOGNIZER_LOSSES):
-            parts.update(self._recognizer_losses(sr, hr, targets, target_lengths, weights))
+            parts.update(self._recognizer_losses(sr, hr, targets, target_lengths, weights, teacher_probs))
         parts["total"] = sum(float(weights.get(k, 0.0)) * v for k, v in parts.items())
         return parts
 
     def _recognizer_losses(self, sr: torch.Tensor, hr: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor,
-                           weights: dict[str, float]) -> dict[str, torch.Tensor]:
+                           weights: dict[str, float], teacher_probs: torch.Tensor | None) -> dict[str, torch.Tensor]:
         parts: dict[str, torch.Tensor] = {}
         # the SR path through the recognizer only when a weighted part uses it: HR-only recognizer training
         # (``rec_hr`` alone, the TextZoom protocol's recognizer) skips its forward and backward pass
         if any(weights.get(k, 0) for k in SR_PATH_LOSSES):
             f_sr = self.features(sr)
             parts["rec"] = self.recognition_loss(f_sr, targets, target_lengths)
+        if weights.get("distill", 0):
+            if teacher_probs is None or self.decoder != "ctc":
+                raise ValueError("loss_weights.distill needs a CTC model and the teacher's posteriors (teacher_probs)")
+            parts["distill"] = distillation_loss(self.head(f_sr), teacher_probs)
         # on CPU budgets InfoNCE uses the first ``contrastive_subset`` pairs (still subset-1 negatives each)
         n = int(weights.get("contrastive_subset", 0)) or hr.shape[0]
         if weights.get("rec_hr", 0):

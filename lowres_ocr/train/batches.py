@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from lowres_ocr.core.charset import ASCII, MAX_LABEL_LENGTH, Charset
-from lowres_ocr.core.geometry import HR_SIZE, SQUEEZE, Geometry, hr_input, lr_input, resize
+from lowres_ocr.core.geometry import SQUEEZE, Geometry, hr_input, lr_input, resize
 from lowres_ocr.core.images import decode_image
 from lowres_ocr.data.reader import SetSpec, is_lmdb, load_set
 
@@ -74,10 +74,15 @@ def _open(data: bytes | Path) -> Image.Image:
     return decode_image(data)
 
 
-def _degrade(hr: Image.Image, rng: np.random.Generator, strength: str) -> Image.Image:
+def synthetic_lr(hr: Image.Image, rng: np.random.Generator, strength: str, geometry: Geometry) -> Image.Image:
+    """An LR crop made from ``hr`` by the degradation: the HR crop is brought to the geometry at the SR scale
+    (squeezed, or at its height with the aspect kept) and degraded to the size it takes in the network input."""
     from lowres_ocr.data.degrade import degrade
 
-    return degrade(hr, rng, strength)
+    hr_geometry = geometry.scaled()
+    width = hr_geometry.content_width(hr.size)
+    lr_size = (geometry.width if geometry.kind == "squeeze" else max(1, round(width / geometry.sr_scale)), geometry.height)
+    return degrade(resize(hr, (width, hr_geometry.height)), rng, strength, size=lr_size)
 
 
 class StepBatches(torch.utils.data.Dataset):
@@ -111,7 +116,7 @@ class StepBatches(torch.utils.data.Dataset):
         if raw.lr is not None and rng.random() < self.real_lr_share:
             lr = _open(raw.lr)
         else:  # word crops always, real pairs sometimes: synthetic degradation of the HR crop
-            lr = _degrade(resize(hr, HR_SIZE), rng, src.degrade)
+            lr = synthetic_lr(hr, rng, src.degrade, self.geometry)
         if rng.random() < self.hr_share:
             lr = hr
         return lr_input(lr, self.geometry), hr_input(hr, self.geometry), raw.label

@@ -112,6 +112,7 @@ class LossWeights(_Partial):
     sr_gradient: Optional[NonNegative] = None
     contrastive: Optional[NonNegative] = None
     feature: Optional[NonNegative] = None
+    distill: Optional[NonNegative] = None  # KL to the frozen pretrained PP-OCR recognizer reading the HR crop
     contrastive_subset: Optional[Count] = None  # InfoNCE on the first N pairs of a batch (0: all)
 
 
@@ -362,10 +363,14 @@ def check_config(cfg: dict[str, Any]) -> None:
       shrinking both sides' features (validation fell from 78.5 % to 68 % in 100 steps); it needs the fixed HR features
       of a frozen recognizer.
     - ``reinit`` without ``init_from``: there is no loaded checkpoint to reset parts of.
+    - ``loss_weights.distill`` with an attention decoder: the teacher is the PP-OCR CTC recognizer.
     """
     if (cfg.get("loss_weights") or {}).get("feature") and "recognizer" not in (cfg["train"].get("freeze") or []):
         raise ConfigError("loss_weights.feature needs train.freeze to include 'recognizer': against a trainable "
                           "encoder the feature MSE collapses the features instead of improving the SR path")
+    if (cfg.get("loss_weights") or {}).get("distill") and ((cfg.get("model") or {}).get("decoder") == "attention"
+                                                           or (cfg.get("model_changes") or {}).get("decoder") == "attention"):
+        raise ConfigError("loss_weights.distill needs a CTC model: the teacher is the pretrained PP-OCR CTC recognizer")
     if cfg.get("reinit") and not cfg.get("init_from"):
         raise ConfigError("reinit needs init_from: it resets parts of a loaded checkpoint")
 

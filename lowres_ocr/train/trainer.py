@@ -25,6 +25,7 @@ import torch.distributed as dist
 from lowres_ocr.network import DEFAULT_LOSS_WEIGHTS, build_model, load_checkpoint, load_model, save_checkpoint
 from lowres_ocr.network.encoders import PPOCREncoder
 from lowres_ocr.network.model import merge
+from lowres_ocr.network.teacher import build_teacher
 from lowres_ocr.train.batches import StepBatches, build_sources, load_eval_set
 from lowres_ocr.train.config import (  # noqa: F401 (the config API, also importable from here)
     CONFIG_DIR, ConfigError, apply_override, check_config, load_config, merge_model_config, resolve_config_path)
@@ -180,6 +181,7 @@ class Trainer:
             module.requires_grad_(False)
         self.model = model.to(self.device)
         set_train_mode(self.model, self.frozen)
+        self.teacher = build_teacher(model) if float(self.weights.get("distill", 0)) else None
         self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
                     if self.world > 1 else self.model)
         self.optimizer = torch.optim.AdamW(param_groups(self.model, self.tcfg["lr"], float(self.tcfg.get("weight_decay", 0.0))))
@@ -253,8 +255,13 @@ class Trainer:
         exit_code = 0
         for batch in self.loader():
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
-                parts = self.ddp(batch["lr"].to(self.device), batch["hr"].to(self.device), batch["targets"],
-                                 batch["target_lengths"], self.weights)
+                hr = batch["hr"].to(self.device)
+                teacher_probs = None
+                if self.teacher is not None:
+                    with torch.no_grad():
+                        teacher_probs = self.teacher.recognize(hr)
+                parts = self.ddp(batch["lr"].to(self.device), hr, batch["targets"], batch["target_lengths"], self.weights,
+                                 teacher_probs)
             self.optimizer.zero_grad(set_to_none=True)
             parts["total"].backward()
             if self.tcfg.get("grad_clip"):

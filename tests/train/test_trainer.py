@@ -126,7 +126,7 @@ def test_config_presets_and_overrides():
     assert stage["train"]["freeze"] == ["recognizer"] and stage["init_from"]
     pretrain = load_config("sr_pretrain")  # pixel losses only: nothing may route through the recognizer
     assert set(pretrain["train"]["freeze"]) == {"recognizer", "projection"}
-    assert not any(pretrain["loss_weights"][k] for k in RECOGNIZER_LOSSES)
+    assert not any(pretrain["loss_weights"].get(k, 0) for k in RECOGNIZER_LOSSES)
     joint = load_config("joint_stage")  # starts from sr_pretrain's result; the feature loss would collapse here
     assert joint["init_from"] == f"{pretrain['output_dir']}/final.pt" and not joint["loss_weights"]["feature"]
     sharp = load_config("sharp_stage")  # sr_pretrain's SR, the recognizer back to its pretrained start
