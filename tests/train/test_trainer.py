@@ -133,7 +133,7 @@ def test_config_presets_and_overrides():
     assert sharp["init_from"] == joint["init_from"] and sharp["reinit"] == ["recognizer"]
     hr = load_config("hr_stage")  # the TextZoom protocol's recognizer: HR crops only, SR frozen and its output unread
     assert hr["reinit"] == ["recognizer"] and "sr" in hr["train"]["freeze"]
-    assert [k for k in SR_PATH_LOSSES if hr["loss_weights"][k]] == [] and hr["loss_weights"]["rec_hr"]
+    assert [k for k in SR_PATH_LOSSES if hr["loss_weights"].get(k, 0)] == [] and hr["loss_weights"]["rec_hr"]
     task = load_config("sr_task_hr")  # then only the SR branch learns, through that recognizer, frozen
     assert task["init_from"] == f"{hr['output_dir']}/final.pt" and "recognizer" in task["train"]["freeze"]
     tuned = load_config("protocol_finetune")  # then the recognizer learns to read that SR output, SR frozen
