@@ -11,7 +11,7 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, NoReturn, Optional
 
 import click
 import typer
@@ -50,7 +50,7 @@ app = typer.Typer(cls=EvaluateGroup, add_completion=False, no_args_is_help=True,
                   help="Benchmark evaluation (default command: run) and the deploy gate.")
 
 
-def _fail(message: str, code: int = 2) -> None:
+def _fail(message: str, code: int = 2) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
@@ -72,14 +72,25 @@ def run(
     modes: str = typer.Option("", "--modes", help="Only these modes where a predictor has them, e.g. sr,lr (default: all)."),
 ) -> None:
     """Evaluate a model on every SET, peers side by side; the default command (evaluate --weights W --data A B --out D)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-    from rich.table import Table
+    from lowres_ocr.evaluation.runner import Options
 
-    from lowres_ocr.evaluation.api import load_peers, load_predictor
-    from lowres_ocr.evaluation.report import summary_rows, write_reports
-    from lowres_ocr.evaluation.runner import Options, evaluate_sets
+    model, peer_list, skipped = _load_inputs(data, weights, triton_url, protocol, device, beam_width, peers)
+    known = {"sr", "bicubic", "hr", "lr"}
+    only = tuple(m.strip() for m in modes.split(",") if m.strip())
+    if set(only) - known:
+        _fail(f"--modes: unknown mode(s) {', '.join(sorted(set(only) - known))} (known: {', '.join(sorted(known))})")
+    opts = Options(batch_size=batch_size, latency_samples=latency_samples, gallery=gallery, failures=gallery, limit=limit,
+                   modes=only)
+    report, artifacts = _evaluate_with_progress(model, data, peer_list, opts, out)
+    report["peers_skipped"] = skipped
+    _write_and_show(report, artifacts, out)
+
+
+def _load_inputs(data: list[str], weights: Optional[Path], triton_url: Optional[str], protocol: str, device: str,
+                 beam_width: int, peers: list[str]) -> tuple[Any, list[Any], dict[str, str]]:
+    """Check every SET, then load the model and the peers; a problem exits with its message."""
     from lowres_ocr.data.reader import SetError, load_set
+    from lowres_ocr.evaluation.api import load_peers, load_predictor
 
     try:
         for spec in data:  # fail fast, before loading the model, on a missing or malformed SET
@@ -98,12 +109,16 @@ def run(
         _fail(str(err))
     for name, why in skipped.items():
         typer.echo(f"peer {name} skipped: {why}", err=True)
-    known = {"sr", "bicubic", "hr", "lr"}
-    only = tuple(m.strip() for m in modes.split(",") if m.strip())
-    if set(only) - known:
-        _fail(f"--modes: unknown mode(s) {', '.join(sorted(set(only) - known))} (known: {', '.join(sorted(known))})")
-    opts = Options(batch_size=batch_size, latency_samples=latency_samples, gallery=gallery, failures=gallery, limit=limit,
-                   modes=only)
+    return model, peer_list, skipped
+
+
+def _evaluate_with_progress(model: Any, data: list[str], peer_list: list[Any], opts: Any, out: Path) -> tuple[dict[str, Any], Any]:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from lowres_ocr.data.reader import SetError
+    from lowres_ocr.evaluation.runner import evaluate_sets
+
     console = Console(stderr=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=console, transient=False) as bar:
@@ -118,10 +133,18 @@ def run(
             return update
 
         try:
-            report, artifacts = evaluate_sets(model, data, peer_list, opts, factory, out / "predictions")
+            result = evaluate_sets(model, data, peer_list, opts, factory, out / "predictions")
         except SetError as err:
             _fail(str(err))
-    report["peers_skipped"] = skipped
+    return result
+
+
+def _write_and_show(report: dict[str, Any], artifacts: Any, out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from lowres_ocr.evaluation.report import summary_rows, write_reports
+
     command = "lowres-ocr evaluate " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else ""
     paths = write_reports(report, artifacts, out, command)
     header, rows = summary_rows(report)

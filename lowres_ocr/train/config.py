@@ -15,10 +15,12 @@ import copy
 import difflib
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_serializer
+from pydantic import BaseModel, ValidationError
+
+from lowres_ocr.train.schema import TrainingConfig
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -27,147 +29,6 @@ Origins = dict[tuple, str]  # key path → "set in FILE" / "set by --set ..."
 
 class ConfigError(ValueError):
     """A config that cannot be trained: the message names each bad key and where it was set."""
-
-
-# -- schema -------------------------------------------------------------------------------------------
-def _number_from_string(value: Any) -> Any:
-    """YAML reads ``1e-3`` (no dot) as a string; accept it as the number it spells."""
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
-
-
-Number = Annotated[float, BeforeValidator(_number_from_string)]
-NonNegative = Annotated[float, BeforeValidator(_number_from_string), Field(ge=0)]
-Count = Annotated[int, Field(ge=0)]
-Positive = Annotated[int, Field(ge=1)]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class _Partial(_Section):
-    """A section merged over defaults kept elsewhere: it passes on only the keys a config set."""
-
-    @model_serializer(mode="wrap")
-    def _only_set(self, handler: Any) -> dict[str, Any]:
-        return {k: v for k, v in handler(self).items() if k in self.model_fields_set}
-
-
-class SRSpec(_Partial):
-    channels: Optional[Positive] = None
-    blocks: Optional[Count] = None
-    sequence: Optional[bool] = None
-    tail_kernel: Optional[Positive] = None
-    residual_scale: Optional[Number] = None
-
-
-class RecognizerSpec(_Partial):
-    type: Optional[Literal["ppocr", "resnet"]] = None
-    width: Optional[Positive] = None  # ppocr
-    init: Optional[Literal["rapidocr"]] = None  # ppocr: pretrained weights from the rapidocr wheel
-    widths: Optional[list[Positive]] = None  # resnet
-    hidden: Optional[Positive] = None  # resnet
-
-
-class AttentionSpec(_Partial):
-    hidden: Optional[Positive] = None
-    embed: Optional[Positive] = None
-    max_len: Optional[Positive] = None
-
-
-class GeometrySpec(_Section):
-    """The network input geometry (``lowres_ocr.core.geometry.Geometry``): given whole, not merged."""
-
-    kind: Literal["squeeze", "aspect"]
-    height: Positive
-    width: Positive
-    sr_scale: Positive = 2
-
-
-class ModelSpec(_Partial):
-    """``model`` (merged over ``lowres_ocr.network.DEFAULT_MODEL``) and ``model_changes`` (over a checkpoint's)."""
-
-    charset: Optional[Literal["ascii", "ppocr"]] = None  # the recognizer head's classes (lowres_ocr.core.charset)
-    geometry: Optional[GeometrySpec] = None
-
-    sr: Optional[SRSpec] = None
-    rectifier: Optional[bool] = None
-    recognizer: Optional[RecognizerSpec] = None
-    decoder: Optional[Literal["ctc", "attention"]] = None
-    contrastive_dim: Optional[Positive] = None
-    attention: Optional[AttentionSpec] = None
-
-
-class LossWeights(_Partial):
-    """Merged over ``lowres_ocr.network.DEFAULT_LOSS_WEIGHTS`` by the trainer."""
-
-    rec: Optional[NonNegative] = None
-    rec_hr: Optional[NonNegative] = None
-    sr: Optional[NonNegative] = None
-    sr_gradient: Optional[NonNegative] = None
-    contrastive: Optional[NonNegative] = None
-    feature: Optional[NonNegative] = None
-    distill: Optional[NonNegative] = None  # KL to the frozen pretrained PP-OCR recognizer reading the HR crop
-    contrastive_subset: Optional[Count] = None  # InfoNCE on the first N pairs of a batch (0: all)
-
-
-class TrainSource(_Section):
-    path: str
-    labels: str = "labels.tsv"
-    weight: Annotated[float, BeforeValidator(_number_from_string), Field(gt=0)] = 1.0
-    degrade: Literal["seed", "express"] = "seed"
-    holdout_every: Count = 0  # every N-th sample is held out for validation
-
-
-class ValSet(_Section):
-    path: str
-    labels: str = "labels.tsv"
-    limit: Optional[Positive] = None
-    holdout_every: Count = 0
-
-
-class DataSpec(_Section):
-    train: Annotated[list[TrainSource], Field(min_length=1)]
-    val: Optional[ValSet] = None
-
-
-class LearningRates(_Section):
-    sr: NonNegative
-    recognizer: NonNegative
-    projection: NonNegative
-
-
-class TrainSpec(_Section):
-    batch_size: Positive  # per process
-    steps: Positive
-    lr: LearningRates
-    weight_decay: NonNegative = 0.0
-    warmup_steps: Count = 0
-    grad_clip: Optional[NonNegative] = None  # None or 0: no clipping
-    checkpoint_every: Positive = 100
-    val_every: Count = 0  # 0: no validation
-    log_every: Positive = 10
-    num_workers: Count = 0
-    amp: Literal["auto", "bf16"] | bool = "auto"  # auto/bf16/true: bf16 autocast on CUDA
-    tensorboard: bool = False
-    freeze: list[Literal["sr", "recognizer", "projection"]] = []
-
-
-class TrainingConfig(_Section):
-    seed: int = 1
-    output_dir: str
-    init_from: Optional[str] = None  # a checkpoint: its weights and architecture (``model`` is then ignored)
-    model_changes: Optional[ModelSpec] = None  # merged over init_from's architecture
-    reinit: list[Literal["recognizer"]] = []  # parts of init_from put back to their pretrained start
-    model: Optional[ModelSpec] = None
-    loss_weights: LossWeights = LossWeights()
-    data: DataSpec
-    train: TrainSpec
 
 
 # -- reading files -------------------------------------------------------------------------------------
