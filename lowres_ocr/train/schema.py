@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_serializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_serializer
 
 
 def _number_from_string(value: Any) -> Any:
@@ -84,17 +84,14 @@ class ModelSpec(_Partial):
     attention: Optional[AttentionSpec] = None
 
 
-class LossWeights(_Partial):
-    """Merged over ``lowres_ocr.network.DEFAULT_LOSS_WEIGHTS`` by the trainer."""
-
-    rec: Optional[NonNegative] = None
-    rec_hr: Optional[NonNegative] = None
-    sr: Optional[NonNegative] = None
-    sr_gradient: Optional[NonNegative] = None
-    contrastive: Optional[NonNegative] = None
-    feature: Optional[NonNegative] = None
-    distill: Optional[NonNegative] = None  # KL to the frozen pretrained PP-OCR recognizer reading the HR crop
-    contrastive_subset: Optional[Count] = None  # InfoNCE on the first N pairs of a batch (0: all)
+#: The weighted loss parts (``lowres_ocr.network.model.DEFAULT_LOSS_WEIGHTS``; ``distill``: KL to the frozen
+#: pretrained PP-OCR recognizer reading the HR crop).
+LOSS_PARTS = ("rec", "rec_hr", "sr", "sr_gradient", "contrastive", "feature", "distill")
+LossWeights = create_model(
+    "LossWeights", __base__=_Partial, __doc__="Merged over ``lowres_ocr.network.DEFAULT_LOSS_WEIGHTS`` by the trainer.",
+    contrastive_subset=(Optional[Count], None),  # InfoNCE on the first N pairs of a batch (0: all)
+    **{part: (Optional[NonNegative], None) for part in LOSS_PARTS},
+)
 
 
 class TrainSource(_Section):

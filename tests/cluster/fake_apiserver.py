@@ -151,20 +151,30 @@ class Handler(BaseHTTPRequestHandler):
             return
         key = f"{coll}/{req.body['metadata']['name']}"
         with self.state.lock:
-            if key in self.state.objects:
-                return self._status(409, "AlreadyExists", f"{key} already exists")
-            obj = json.loads(json.dumps(req.body))
+            exists = key in self.state.objects
+        if exists:
+            return self._status(409, "AlreadyExists", f"{key} already exists")
+        self._create(key, json.loads(json.dumps(req.body)))
+
+    def _create(self, key: str, obj: dict[str, Any]) -> None:
+        """Store a new object with the server's metadata, tell ``on_create``, answer 201."""
+        with self.state.lock:
             obj["metadata"].update(uid=f"uid-{len(self.state.objects)}", generation=1, resourceVersion="1")
             self.state.objects[key] = obj
         if self.state.on_create is not None:
             self.state.on_create(obj)
         self._send(201, obj)
 
-    def do_PATCH(self) -> None:  # noqa: N802
+    def _begin(self, verb: str) -> tuple[Request, str, str | None] | None:
+        """Record the request; (request, collection, name) when ``verb`` is allowed on it, else None (403 sent)."""
         req = self._record()
         coll, name = _split(req.path)
-        if not self._allowed(req, "patch"):
+        return (req, coll, name) if self._allowed(req, verb) else None
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        if (begun := self._begin("patch")) is None:
             return
+        req, coll, name = begun
         if req.content_type == APPLY_PATCH:
             return self._apply(req, f"{coll}/{name}", name or "")
         if req.content_type not in MERGE_PATCHES:
@@ -204,14 +214,9 @@ class Handler(BaseHTTPRequestHandler):
         with self.state.lock:
             current = self.state.objects.get(key)
         if current is None:
-            if not self._allowed(req, "create"):
-                return
-            obj["metadata"].update(uid=f"uid-{len(self.state.objects)}", generation=1, resourceVersion="1")
-            with self.state.lock:
-                self.state.objects[key] = obj
-            if self.state.on_create is not None:
-                self.state.on_create(obj)
-            return self._send(201, obj)
+            if self._allowed(req, "create"):
+                self._create(key, obj)
+            return None
         owner = current["metadata"].get("managedFields", [{}])[0].get("manager")
         if owner != manager and req.query.get("force", [""])[0] != "true":
             return self._status(409, "Conflict", f"Apply failed with 1 conflict: fields owned by {owner!r}")
@@ -219,10 +224,9 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, obj)
 
     def do_DELETE(self) -> None:  # noqa: N802
-        req = self._record()
-        coll, name = _split(req.path)
-        if not self._allowed(req, "delete"):
+        if (begun := self._begin("delete")) is None:
             return
+        _, coll, name = begun
         with self.state.lock:
             obj = self.state.objects.pop(f"{coll}/{name}", None)
         if obj is None:

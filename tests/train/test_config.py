@@ -63,19 +63,26 @@ def test_unknown_key_in_a_file_names_the_file(tmp_path):
     assert f"data.val.limt: unknown key (set in {path.resolve()}); did you mean data.val.limit?" in lines
 
 
-def test_wrong_types_are_errors():
-    with pytest.raises(ConfigError, match=r"^train\.steps: .*integer, got 'abc' \(set by --set train\.steps=abc\)$"):
-        load_config("small", ["train.steps=abc"])
-    with pytest.raises(ConfigError, match=r"train\.steps: .*integer, got True"):
-        load_config("small", ["train.steps=true"])
-    with pytest.raises(ConfigError, match=r"data\.train\.0\.degrade: .*'seed' or 'express'"):
-        load_config("small", ["data.train.0.degrade=heavy"])
-    with pytest.raises(ConfigError, match=r"train\.freeze\.0: .*'recognizer'"):
-        load_config("small", ["train.freeze=[decoder]"])
-    with pytest.raises(ConfigError, match=r"model\.recognizer\.type: "):
-        load_config("small", ["model.recognizer.type=vit"])
-    with pytest.raises(ConfigError, match=r"train\.lr\.projection: required key missing"):
-        load_config("small", ["train.lr={sr: 1.0e-3, recognizer: 1.0e-3}"])
+@pytest.mark.parametrize(("assignment", "message"), [
+    ("train.steps=abc", r"^train\.steps: .*integer, got 'abc' \(set by --set train\.steps=abc\)$"),
+    ("train.steps=true", r"train\.steps: .*integer, got True"),
+    ("data.train.0.degrade=heavy", r"data\.train\.0\.degrade: .*'seed' or 'express'"),
+    ("train.freeze=[decoder]", r"train\.freeze\.0: .*'recognizer'"),
+    ("model.recognizer.type=vit", r"model\.recognizer\.type: "),
+    ("train.lr={sr: 1.0e-3, recognizer: 1.0e-3}", r"train\.lr\.projection: required key missing"),
+    ("model.charset=latin", r"model\.charset: .*'ascii' or 'ppocr'"),
+    ("model.geometry={kind: aspect, height: 24}", r"model\.geometry\.width: required key missing"),
+])
+def test_wrong_types_are_errors(assignment, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config("small", [assignment])
+
+
+def test_the_schema_knows_every_loss_part_of_the_network():
+    from lowres_ocr.network.model import DEFAULT_LOSS_WEIGHTS
+    from lowres_ocr.train.schema import LOSS_PARTS
+
+    assert set(LOSS_PARTS) == set(DEFAULT_LOSS_WEIGHTS)
 
 
 def test_wrong_type_in_a_file_names_the_file(tmp_path):
