@@ -90,9 +90,10 @@ class StepBatches(torch.utils.data.Dataset):
 
     def __init__(self, sources: list[SampleSource], weights: list[float], batch_size: int, seed: int, rank: int = 0,
                  world_size: int = 1, length: int = 10**9, real_lr_share: float = 0.85, hr_share: float = 0.05,
-                 geometry: Geometry = SQUEEZE, charset: Charset = ASCII):
+                 geometry: Geometry = SQUEEZE, charset: Charset = ASCII, hr_per_batch: int = 0):
         """``real_lr_share``: how often a pair's real LR crop is the input (else its HR crop degraded);
-        ``hr_share``: how often the HR crop itself is the input (the deployed model reads HR crops too)."""
+        ``hr_share``: how often the HR crop itself is the input (the deployed model reads HR crops too);
+        ``hr_per_batch``: instead, exactly that many samples of every batch (the first ones) read their HR crop."""
         self.sources = sources
         w = np.asarray(weights, dtype=np.float64)
         self.probs = w / w.sum()
@@ -105,11 +106,13 @@ class StepBatches(torch.utils.data.Dataset):
         self.hr_share = hr_share
         self.geometry = geometry
         self.charset = charset
+        self.hr_per_batch = hr_per_batch
 
     def __len__(self) -> int:
         return self.length
 
-    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
+    def sample(self, rng: np.random.Generator, read_hr: bool | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+        """One (input, HR, label); ``read_hr`` forces (True) or forbids (False) the HR crop as the input."""
         src = self.sources[rng.choice(len(self.sources), p=self.probs)]
         raw = src.samples[rng.integers(len(src))]
         hr = _open(raw.hr)
@@ -117,13 +120,14 @@ class StepBatches(torch.utils.data.Dataset):
             lr = _open(raw.lr)
         else:  # word crops always, real pairs sometimes: synthetic degradation of the HR crop
             lr = synthetic_lr(hr, rng, src.degrade, self.geometry)
-        if rng.random() < self.hr_share:
+        if (rng.random() < self.hr_share) if read_hr is None else read_hr:
             lr = hr
         return lr_input(lr, self.geometry), hr_input(hr, self.geometry), raw.label
 
     def __getitem__(self, step: int) -> dict[str, Any]:
         rng = np.random.default_rng([self.seed, step, self.rank, self.world_size])
-        lrs, hrs, labels = zip(*(self.sample(rng) for _ in range(self.batch_size)))
+        fixed = self.hr_per_batch > 0
+        lrs, hrs, labels = zip(*(self.sample(rng, (i < self.hr_per_batch) if fixed else None) for i in range(self.batch_size)))
         ids = [self.charset.encode(t) for t in labels]
         return {
             "lr": torch.from_numpy(np.stack(lrs)),

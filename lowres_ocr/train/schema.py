@@ -134,6 +134,7 @@ class TrainSpec(_Section):
     amp: Literal["auto", "bf16"] | bool = "auto"  # auto/bf16/true: bf16 autocast on CUDA
     tensorboard: bool = False
     freeze: list[Literal["sr", "recognizer", "projection"]] = []
+    hr_per_batch: Count = 0  # the first N samples of every batch read their HR crop (else 5 % of samples, at random)
 
 
 class TrainingConfig(_Section):

@@ -230,7 +230,7 @@ class Trainer:
         sources, weights = build_sources(data["train"], self.root, net.charset)
         steps = int(self.tcfg["steps"])
         batches = StepBatches(sources, weights, int(self.tcfg["batch_size"]), int(self.cfg.get("seed", 1)), self.rank, self.world,
-                              steps, geometry=net.geometry, charset=net.charset)
+                              steps, geometry=net.geometry, charset=net.charset, hr_per_batch=int(self.tcfg.get("hr_per_batch", 0)))
         workers = int(self.tcfg.get("num_workers", 0))
         return torch.utils.data.DataLoader(batches, batch_size=None, sampler=list(range(self.step, steps)), num_workers=workers,
                                            prefetch_factor=2 if workers else None, persistent_workers=False,

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from lowres_ocr.core.charset import Charset
-from lowres_ocr.core.geometry import PAD_VALUE, SQUEEZE, Geometry
+from lowres_ocr.core.geometry import PAD_VALUE, SQUEEZE, Geometry, lr_input
 from lowres_ocr.data.degrade import degrade
 from lowres_ocr.train.batches import SampleSource, StepBatches, synthetic_lr
 
@@ -49,3 +49,18 @@ def test_batches_follow_the_geometry_and_the_charset(tmp_path: Path) -> None:
     assert charset.decode_ids(ids[: int(batch["target_lengths"][0])]) == batch["labels"][0]
     with pytest.raises(ValueError, match="no usable samples"):  # an ASCII head never trains on shortened Chinese lines
         SampleSource(folder)
+
+
+def test_hr_crops_in_every_batch(tmp_path: Path) -> None:
+    folder = tmp_path / "pairs"
+    (folder / "hr").mkdir(parents=True)
+    (folder / "lr").mkdir()
+    _hr(128, 32).save(folder / "hr" / "a.png")
+    _hr(128, 32).resize((64, 16)).rotate(180).save(folder / "lr" / "a.png")
+    (folder / "labels.tsv").write_text("hr/a.png\tlr/a.png\tab\n")
+    batches = StepBatches([SampleSource(folder)], [1.0], batch_size=4, seed=0, real_lr_share=1.0, hr_per_batch=1)
+    for step in range(3):
+        batch = batches[step]
+        from_hr = [bool(np.array_equal(batch["lr"][i].numpy(), lr_input(Image.open(folder / "hr" / "a.png").convert("RGB"))))
+                   for i in range(4)]
+        assert from_hr == [True, False, False, False]
