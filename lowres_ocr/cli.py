@@ -20,6 +20,7 @@ _GROUPS = [
     ("export", "lowres_ocr.export.commands", "ONNX export and TensorRT conversion."),
     ("serve", "lowres_ocr.serving.commands", "Triton model repository and a local tritonserver."),
     ("infer", "lowres_ocr.serving.infer_commands", "Query a Triton endpoint over HTTP or gRPC."),
+    ("read", "lowres_ocr.page.commands", "Read whole pages: text detection + our recognizer, JSON and a picture per image."),
     ("pipeline", "lowres_ocr.pipeline.commands", "Compile or run the Kubeflow pipeline (embedded or on a cluster)."),
 ]
 

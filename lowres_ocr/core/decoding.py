@@ -21,6 +21,9 @@ class Decoded:
     text: str
     confidence: float  # mean probability of the emitted characters (0.0 for an empty string)
     char_confidences: list[float] = field(default_factory=list)
+    # time step at which each emitted character first appears (greedy CTC only; empty otherwise);
+    # left out of equality so that results compare as before
+    steps: list[int] = field(default_factory=list, compare=False)
 
 
 def _check(probs: np.ndarray, charset: Charset) -> np.ndarray:
@@ -41,16 +44,18 @@ def ctc_greedy(probs: np.ndarray, charset: Charset = ASCII) -> list[Decoded]:
     for ids, ps in zip(best, best_p):
         kept_ids: list[int] = []
         kept_p: list[float] = []
+        kept_t: list[int] = []
         prev = BLANK
-        for i, p in zip(ids.tolist(), ps.tolist()):
+        for t, (i, p) in enumerate(zip(ids.tolist(), ps.tolist())):
             if i != BLANK and i != prev:
                 kept_ids.append(i)
                 kept_p.append(p)
+                kept_t.append(t)
             elif i != BLANK and i == prev and kept_p:  # same character held over several steps
                 kept_p[-1] = max(kept_p[-1], p)
             prev = i
         conf = float(np.mean(kept_p)) if kept_p else 0.0
-        out.append(Decoded(charset.decode_ids(kept_ids), conf, [float(p) for p in kept_p]))
+        out.append(Decoded(charset.decode_ids(kept_ids), conf, [float(p) for p in kept_p], kept_t))
     return out
 
 
