@@ -7,7 +7,7 @@ For each candidate geometry, every crop goes the way the network input would go 
 crop → ``Geometry.to_array`` (the LR input) → bicubic ×``sr_scale`` (``bicubic_upsample``, the stand-in for
 SR) → bilinear to 48 px height keeping the aspect of the (padded) tensor (as ``PPOCREncoder.forward``) →
 BGR [-1, 1] → the PP-OCR recognizer ONNX of the rapidocr wheel → CTC greedy over its full dictionary →
-36-char accuracy. The ``reference`` candidate reads the crop as stored, rapidocr-style: resized to 48 px
+accuracy by the set's protocol (36-char, or line accuracy for Chinese sets). The ``reference`` candidate reads the crop as stored, rapidocr-style: resized to 48 px
 height keeping its aspect and padded to at least 320 px (no down-sampling), one crop per run.
 
 A set is ``PATH[:LABELS]@EVERY``: the held-out samples of ``SampleSource(..., holdout_every=EVERY,
@@ -33,7 +33,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from lowres_ocr.core.charset import normalize_36
 from lowres_ocr.core.decoding import ctc_greedy
 from lowres_ocr.core.geometry import Geometry
 from lowres_ocr.core.images import decode_image
@@ -72,15 +71,18 @@ class Crop:
 
 
 def load_crops(spec: str, limit: int | None) -> tuple[str, list[Crop], dict[str, Any]]:
-    """The held-out crops of ``PATH[:LABELS]@EVERY`` whose 36-char label is not empty."""
+    """The held-out crops of ``PATH[:LABELS]@EVERY`` that the set's protocol scores (latin36, or line for CJK)."""
+    from lowres_ocr.evaluation.metrics import label_filter, protocol_for
+    from lowres_ocr.network.encoders import ppocr_charset
     from lowres_ocr.train.batches import SampleSource
 
     path_labels, every = spec.rsplit("@", 1) if "@" in spec else (spec, "1")
     path, labels = path_labels, ""
     if not Path(path_labels).exists() and ":" in path_labels:
         path, labels = path_labels.rsplit(":", 1)
-    src = SampleSource(path, labels or "labels.tsv", holdout_every=int(every), split="val")
-    chosen = [s for s in src.samples if normalize_36(s.label)]
+    src = SampleSource(path, labels or "labels.tsv", holdout_every=int(every), split="val", charset=ppocr_charset())
+    protocol = protocol_for(s.label for s in src.samples)
+    chosen = [s for s in src.samples if label_filter(s.label, protocol=protocol, max_length=64) is None]
     chosen = chosen[:limit] if limit else chosen
     crops = [Crop(decode_image(s.lr if s.lr is not None else s.hr), s.label) for s in chosen]
     name = Path(path).name + (f":{Path(labels).stem}" if labels else "")
@@ -153,7 +155,10 @@ def run_candidate(rec: Recognizer, cand: str, crops: list[Crop], batch: int) -> 
             lr = torch.from_numpy(geom.batch([c.image for c in crops[i:i + batch]]))
             preds += rec.read(to_recognizer(bicubic_upsample(lr, geom.sr_scale)))
     seconds = time.perf_counter() - t0
-    correct = sum(normalize_36(p) == normalize_36(c.label) for p, c in zip(preds, crops))
+    from lowres_ocr.evaluation.metrics import protocol_for, score
+
+    protocol = protocol_for(c.label for c in crops)
+    correct = sum(score(c.label, p, protocol).correct for p, c in zip(preds, crops))
     return {"correct": int(correct), "crops": len(crops), "accuracy": correct / max(1, len(crops)),
             "seconds": round(seconds, 3), "ort_seconds": round(rec.ort_seconds, 3),
             "crops_per_s": round(len(crops) / max(seconds, 1e-9), 2)}
@@ -194,7 +199,7 @@ def write_report(results: dict[str, Any], path: Path) -> None:
     cmds = "\n".join(f"    {c}" for c in dict.fromkeys(c for s in sets for c in results["sets"][s]["commands"]))
     set_lines = "\n".join(
         f"- `{s}`: {i['side']}, held-out split `holdout_every={i['holdout_every']}` of `{i['path']}` "
-        f"(`{i['labels']}`), labels with an empty 36-char form dropped, {i['crops']} crops; median width:height "
+        f"(`{i['labels']}`), labels its protocol cannot score dropped, {i['crops']} crops; median width:height "
         f"{i.get('median_aspect', '?')}, wider than 4:1 / 8:1 / 12:1 / 16:1: "
         + " / ".join(f"{100 * v:.1f} %" for v in i.get("share_wider_than", {}).values())
         for s in sets for i in [results["sets"][s]["info"]])
@@ -204,14 +209,14 @@ Validation crops only (no test set was read). Per candidate: crop → `Geometry.
 input; aspect: height kept, right-padded with 0.5 to the maximum width, squeezed past it) → bicubic ×2
 (`bicubic_upsample`, a stand-in for the SR branch) → bilinear to 48 px height keeping the aspect of the
 padded tensor → BGR [-1, 1] → `{rapidocr_model_path().name}` (rapidocr wheel) in ONNX Runtime → CTC greedy
-over the full PP-OCR dictionary → `normalize_36(pred) == normalize_36(label)`. The reference reads the crop
+over the full PP-OCR dictionary → scored by the set's protocol (`normalize_36` on both sides; the line protocol for CJK sets). The reference reads the crop
 as stored (rapidocr-style: 48 px height, aspect kept, padded to ≥ 320 px, one crop per run). No SR branch
 and no fine-tuning: this measures what resolution and aspect the pretrained backbone needs.
 
 Sets:
 {set_lines}
 
-Accuracy in % (36-char protocol). crops/s: end to end on this machine's CPU (input geometry, upsample,
+Accuracy in % (36-char protocol; line accuracy for sets with Chinese labels). crops/s: end to end on this machine's CPU (input geometry, upsample,
 resize, ONNX, decoding; batches of {results['batch']}, ONNX Runtime {results['threads']} threads, 2 shared
 cores with other jobs running, so ±20 %); ONNX crops/s counts the ONNX Runtime time only.
 
