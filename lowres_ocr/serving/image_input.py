@@ -13,14 +13,12 @@ The header is checked *before* the pixels are decoded, so a huge image costs no 
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from lowres_ocr.core.geometry import SQUEEZE, Geometry, lr_input
-from lowres_ocr.core.images import BadImageError, decode_image
+from lowres_ocr.core.images import BadImageError, decode_image, open_image
 
 MAX_BYTES = 8 * 1024 * 1024
 MIN_SIDE = 4
@@ -48,11 +46,8 @@ def check_header(data: bytes, limits: ImageLimits, name: str) -> tuple[int, int]
         raise BadImageError(f"{name}: empty input (0 bytes)")
     if len(data) > limits.max_bytes:
         raise BadImageError(f"{name}: {len(data)} bytes exceeds the {limits.max_bytes}-byte limit")
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            width, height = img.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise BadImageError(f"{name}: not a decodable image ({type(err).__name__}: {err})") from None
+    with open_image(data, name) as img:
+        width, height = img.size
     if min(width, height) < limits.min_side:
         raise BadImageError(f"{name}: image of {width}x{height} px is smaller than the {limits.min_side} px minimum side")
     if max(width, height) > limits.max_side or width * height > limits.max_pixels:
