@@ -13,6 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
+from typer.testing import CliRunner
+
+from lowres_ocr.cli import app as cli_app
 from lowres_ocr.core.geometry import Geometry
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("rapidocr") is None,
@@ -26,6 +29,24 @@ def _png(img: Image.Image) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
+
+
+CJK_FONTS = [Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"), Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),
+             Path("/usr/share/fonts/truetype/arphic/uming.ttc")]
+
+
+def _chinese_line() -> bytes:
+    """A rendered express-sheet line (a CJK font from Debian's packages; scripts/bootstrap installs them)."""
+    from PIL import ImageDraw, ImageFont
+
+    font_path = next((p for p in CJK_FONTS if p.is_file()), None)
+    if font_path is None:
+        pytest.skip("no CJK font installed (scripts/bootstrap installs fonts-wqy-zenhei, fonts-noto-cjk, ...)")
+    font = ImageFont.truetype(str(font_path), 28)
+    text = "湖北省襄阳市樊城区 739 H181-02 88"
+    img = Image.new("RGB", (int(font.getlength(text)) + 16, 40), "white")
+    ImageDraw.Draw(img).text((8, 4), text, font=font, fill="black")
+    return _png(img)
 
 
 def _crops() -> dict[str, bytes]:
@@ -90,7 +111,7 @@ def test_served_answers_equal_the_in_process_prediction(settings_model, tmp_path
     onnx_path = export_onnx(model, tmp_path / "m.onnx", config=model.config)
     repo = write_repository(onnx_path, tmp_path / "repo", options=RepositoryOptions(local=True))
     assert (repo / "decode" / "1" / "charset.txt").read_text(encoding="utf-8") == model.charset.to_text()
-    crops = _crops()
+    crops = {**_crops(), "chinese line": _chinese_line()}
     expected = [d.text for d in Recognizer.load(path).predict([decode_image(b) for b in crops.values()], mode="sr")]
     assert any(ord(ch) > 127 for text in expected for ch in text), "the random head should emit non-ASCII symbols"
     with TritonServer(repo, ready_timeout=120) as server:
@@ -98,4 +119,11 @@ def test_served_answers_equal_the_in_process_prediction(settings_model, tmp_path
             with OcrClient(url, protocol) as client:
                 got = [p.text for p in client.predict_batch(list(crops.values()))]
             assert got == expected, protocol
+            files = []
+            for i, data in enumerate(crops.values()):
+                files.append(tmp_path / f"crop{i}.png")
+                files[-1].write_bytes(data)
+            result = CliRunner().invoke(cli_app, ["infer", "--url", url, "--protocol", protocol, *map(str, files)])
+            assert result.exit_code == 0, result.output
+            assert [line.split("\t")[1] for line in result.output.strip().splitlines()] == expected, protocol
     assert server.returncode == 0
