@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from PIL import Image
 
 #: A crop at least this many times taller than wide is vertical text: it is turned 90° counter-clockwise.
 TALL_RATIO = 1.5
@@ -52,6 +53,17 @@ def crop_quad(rgb: np.ndarray, quad: np.ndarray) -> tuple[np.ndarray, np.ndarray
     if height >= TALL_RATIO * width:
         return np.ascontiguousarray(np.rot90(crop)), quad[[1, 2, 3, 0]]
     return crop, quad
+
+
+def ordered_crops(rgb: np.ndarray, quads: np.ndarray) -> tuple[list[int], list[np.ndarray], list[Image.Image]]:
+    """The reading order of ``quads``, and in that order each quad in its crop's orientation and the crop."""
+    order = reading_order(quads)
+    oriented, crops = [], []
+    for i in order:
+        crop, quad = crop_quad(rgb, quads[i])
+        crops.append(Image.fromarray(crop))
+        oriented.append(quad)
+    return order, oriented, crops
 
 
 def sub_quad(quad: np.ndarray, u0: float, u1: float) -> np.ndarray:

@@ -44,6 +44,16 @@ class DetectorSettings:
         if self.unclip_ratio <= 0:
             raise ValueError(f"unclip_ratio must be positive, got {self.unclip_ratio}")
 
+    def to_parameters(self) -> dict[str, str]:
+        """The settings as string parameters (Triton config ``parameters``)."""
+        return {k: str(getattr(self, k)) for k in ("limit_side", "thresh", "box_thresh", "unclip_ratio")}
+
+    @classmethod
+    def from_parameters(cls, params: dict[str, str]) -> "DetectorSettings":
+        """The inverse of ``to_parameters``; defaults where absent."""
+        casts = {"limit_side": int, "thresh": float, "box_thresh": float, "unclip_ratio": float}
+        return cls(**{k: cast(params[k]) for k, cast in casts.items() if k in params})
+
 
 def detector_path() -> Path:
     """The PP-OCR detector ONNX file of the installed rapidocr wheel."""

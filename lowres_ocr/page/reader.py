@@ -11,7 +11,7 @@ from PIL import Image
 
 from lowres_ocr.core.decoding import Decoded, decode
 from lowres_ocr.core.images import decode_image
-from lowres_ocr.page.crop import crop_quad, reading_order, sub_quad
+from lowres_ocr.page.crop import ordered_crops, sub_quad
 from lowres_ocr.page.detect import Detector, DetectorSettings
 from lowres_ocr.page.words import WordSpan, split_words
 from lowres_ocr.serving.image_input import ImageLimits, check_header
@@ -78,16 +78,11 @@ class PageReader:
 
         return cls(Recognizer.load(weights), Detector(detector_path, settings), batch_size)
 
-    def regions(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], list[Image.Image]]:
-        """Detected quads in reading order (re-ordered to each crop's orientation), their scores and crops."""
+    def regions(self, rgb: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], list[Image.Image]]:
+        """Detection scores in reading order, each quad in its crop's orientation, and the crops."""
         quads, scores = self.detector.detect(rgb)
-        order = reading_order(quads)
-        oriented, crops = [], []
-        for i in order:
-            crop, quad = crop_quad(rgb, quads[i])
-            crops.append(Image.fromarray(crop))
-            oriented.append(quad)
-        return quads[order], scores[order], oriented, crops
+        order, oriented, crops = ordered_crops(rgb, quads)
+        return scores[order], oriented, crops
 
     def recognise(self, crops: list[Image.Image]) -> tuple[list[Decoded], int]:
         """Greedy decoding of all crops in batches, and the number of CTC steps per crop."""
@@ -99,7 +94,7 @@ class PageReader:
 
     def read(self, rgb: np.ndarray) -> list[Region]:
         """All text regions of the page ``rgb`` [H, W, 3] in reading order, each with its words."""
-        _, scores, oriented, crops = self.regions(rgb)
+        scores, oriented, crops = self.regions(rgb)
         decoded, steps_total = self.recognise(crops)
         out = []
         for quad, score, crop, dec in zip(oriented, scores, crops, decoded):

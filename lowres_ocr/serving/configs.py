@@ -130,3 +130,32 @@ def ensemble_config(max_batch_size: int) -> str:
         '      output_map { key: "confidence" value: "confidence" } }\n'
         "  ]\n}\n"
     )
+
+
+DETECTOR = "detector"
+PAGE = "lowres_ocr_page"
+
+
+def detector_config(backend: RecognizerBackend, params: dict[str, str] | None = None) -> str:
+    """The PP-OCR text detector (input ``x`` [1, 3, h, w], output ``fetch_name_0`` [1, 1, h, w]); one page per run."""
+    head = {"onnxruntime": 'platform: "onnxruntime_onnx"\ndefault_model_filename: "model.onnx"\n',
+            "python": 'backend: "python"\n'}[backend]
+    return (
+        f'name: "{DETECTOR}"\n{head}max_batch_size: 0\n'
+        + _io("input", [_tensor("x", "TYPE_FP32", (1, 3, -1, -1))])
+        + _io("output", [_tensor("fetch_name_0", "TYPE_FP32", (1, 1, -1, -1))])
+        + "instance_group [ { kind: KIND_CPU count: 1 } ]\n"
+        + _parameters(params or {})
+    )
+
+
+def page_config(instances: int, params: dict[str, str]) -> str:
+    """The page model (python): one encoded page in, its lines out (detector and recognizer called through BLS)."""
+    return (
+        f'name: "{PAGE}"\nbackend: "python"\nmax_batch_size: 0\n'
+        + _io("input", [_tensor("image", "TYPE_STRING", (1,))])
+        + _io("output", [_tensor("points", "TYPE_FP32", (-1, 4, 2)), _tensor("text", "TYPE_STRING", (-1,)),
+                         _tensor("confidence", "TYPE_FP32", (-1,))])
+        + f"instance_group [ {{ kind: KIND_CPU count: {instances} }} ]\n"
+        + _parameters(params)
+    )

@@ -27,6 +27,7 @@ from lowres_ocr.core import charset as charset_module
 from lowres_ocr.core.charset import ASCII, Charset
 from lowres_ocr.core.geometry import SQUEEZE, Geometry
 from lowres_ocr.export.onnx_export import model_settings
+from lowres_ocr.page.serving import PageOptions, write_page_models
 from lowres_ocr.core import decoding
 from lowres_ocr.core import geometry, images
 from lowres_ocr.serving import configs, image_input
@@ -63,6 +64,7 @@ class RepositoryOptions:
     recognizer: Scheduling = Scheduling(preferred_batch_sizes=(), max_queue_delay_us=500)
     decode: Scheduling = Scheduling()
     local_threads: int = 1
+    page: PageOptions | None = None  # also write the page endpoint (models detector, lowres_ocr_page)
 
 
 def _dims(value_info: onnx.ValueInfoProto) -> tuple[int, ...]:
@@ -124,7 +126,7 @@ def write_repository(
         raise ValueError("--local runs the recognizer with ONNX Runtime in the python backend; a TensorRT plan needs the production server")
     sig = read_signature(onnx_path)
     out.mkdir(parents=True, exist_ok=True)
-    for name in (configs.ENSEMBLE, configs.PREPROCESS, configs.RECOGNIZER, configs.DECODE):
+    for name in (configs.ENSEMBLE, configs.PREPROCESS, configs.RECOGNIZER, configs.DECODE, configs.DETECTOR, configs.PAGE):
         shutil.rmtree(out / name, ignore_errors=True)
 
     pre = _write_model(out, configs.PREPROCESS, configs.preprocess_config(
@@ -159,6 +161,8 @@ def write_repository(
     max_batch = min(s.max_batch_size for s in (options.preprocess, options.recognizer, options.decode))
     ens = _write_model(out, configs.ENSEMBLE, configs.ensemble_config(max_batch))
     (ens / ".gitkeep").write_text("", encoding="utf-8")
+    if options.page is not None:
+        write_page_models(out, sig, options, decoder)
     validate_repository(out)
     return out
 

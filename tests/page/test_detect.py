@@ -97,3 +97,9 @@ def test_bad_settings_are_refused():
         DetectorSettings(limit_side=8)
     with pytest.raises(ValueError, match="thresh"):
         DetectorSettings(thresh=1.5)
+
+
+def test_settings_round_trip_through_parameters():
+    settings = DetectorSettings(limit_side=640, thresh=0.25, box_thresh=0.6, unclip_ratio=1.8)
+    assert DetectorSettings.from_parameters(settings.to_parameters()) == settings
+    assert DetectorSettings.from_parameters({}) == DetectorSettings()
