@@ -31,6 +31,7 @@ def workloads() -> dict[str, dict[str, Any]]:
         "triton-deployment.yaml": objects.triton_deployment(triton),
         "triton-service.yaml": objects.triton_service(triton),
         "inferenceservice.yaml": objects.inference_service(isvc, "s3://lowres-ocr/triton"),
+        "triton-networkpolicy.yaml": objects.triton_network_policy(placement.namespace),
     }
 
 

@@ -33,8 +33,9 @@ def test_base_files_validate():
         for doc in _docs((BASE / name).read_text()):
             schemas.validate(doc)
             seen.append(doc["kind"])
-    assert sorted(seen) == sorted(["Namespace", "ServiceAccount", "Role", "RoleBinding", "PersistentVolumeClaim", "Secret",
-                                   "PyTorchJob", "TrainJob", "Deployment", "Service", "InferenceService"])
+    assert sorted(seen) == sorted(["Namespace", "ServiceAccount", "ServiceAccount", "Role", "RoleBinding",
+                                   "PersistentVolumeClaim", "Secret", "PyTorchJob", "TrainJob", "Deployment", "Service",
+                                   "InferenceService", "NetworkPolicy"])
 
 
 def test_generated_base_matches_the_code():
@@ -47,8 +48,8 @@ def test_rbac_is_namespaced_and_least_privilege():
     assert "ClusterRole" not in docs and "ClusterRoleBinding" not in docs
     rules = {(g, r): set(rule["verbs"]) for rule in docs["Role"]["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
     assert rules == {
-        ("kubeflow.org", "pytorchjobs"): {"create", "get", "list", "watch", "delete"},
-        ("trainer.kubeflow.org", "trainjobs"): {"create", "get", "list", "watch", "delete"},
+        ("kubeflow.org", "pytorchjobs"): {"create", "watch", "delete"},  # tests/cluster/test_least_privilege.py
+        ("trainer.kubeflow.org", "trainjobs"): {"create", "watch", "delete"},
         ("apps", "deployments"): {"create", "get", "patch"},
         ("", "services"): {"create", "patch"},  # applied, never read (tests/cluster/test_apply.py)
         ("serving.kserve.io", "inferenceservices"): {"create", "get", "patch"},
