@@ -25,9 +25,12 @@ def repo_command(
     preprocess_instances: int = typer.Option(2, "--preprocess-instances"),
     gpu: bool = typer.Option(True, "--gpu/--cpu", help="production recognizer instances on KIND_GPU (default) or KIND_CPU"),
     local_threads: int = typer.Option(1, "--local-threads", help="ONNX Runtime intra-op threads per local recognizer instance"),
+    page: bool = typer.Option(False, "--page/--no-page", help="also the whole-page endpoint lowres_ocr_page (detector + BLS to recognizer)"),
 ) -> None:
-    """Write the ensemble `lowres_ocr` = preprocess → recognizer → decode and validate every config.pbtxt."""
+    """Write the ensemble `lowres_ocr` = preprocess → recognizer → decode (and with --page the page endpoint
+    `lowres_ocr_page`) and validate every config.pbtxt."""
     from lowres_ocr.serving.configs import Scheduling
+    from lowres_ocr.page.serving import PageOptions
     from lowres_ocr.serving.repository import RepositoryOptions, validate_repository, write_repository
 
     kind = "KIND_GPU" if gpu and not local else "KIND_CPU"
@@ -39,6 +42,7 @@ def repo_command(
                               preferred_batch_sizes=preferred, instances=recognizer_instances, kind=kind),
         decode=Scheduling(max_batch_size=max_batch, max_queue_delay_us=0),
         local_threads=local_threads,
+        page=PageOptions() if page else None,
     )
     try:
         write_repository(onnx_path, out, plan, options)

@@ -156,3 +156,14 @@ def test_cli_repo_and_validate(onnx_file: Path, tmp_path: Path) -> None:
     (out / "decode" / "config.pbtxt").write_text("nonsense: 1\n")
     result = CliRunner().invoke(cli_app, ["serve", "validate", "--repo", str(out)])
     assert result.exit_code == 1 and "nonsense" in result.output
+
+
+def test_cli_repo_with_the_page_endpoint(onnx_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "models"
+    result = CliRunner().invoke(cli_app, ["serve", "repo", "--onnx", str(onnx_file), "--out", str(out), "--local", "--page"])
+    assert result.exit_code == 0, result.output
+    assert {"detector", "lowres_ocr_page"} <= {p.name for p in out.iterdir()}
+    assert _parse(out / "lowres_ocr_page" / "config.pbtxt").backend == "python"
+    plain = tmp_path / "plain"
+    assert CliRunner().invoke(cli_app, ["serve", "repo", "--onnx", str(onnx_file), "--out", str(plain), "--local"]).exit_code == 0
+    assert not (plain / "lowres_ocr_page").exists()
