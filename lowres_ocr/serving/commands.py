@@ -6,7 +6,7 @@ import signal
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import typer
 
@@ -83,28 +83,29 @@ def _stop_requested() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
-def _wait_for_signal(server: Any, stop: threading.Event) -> int:
-    """Block until ``stop`` is set (returns 0) or until the server dies (returns its exit code, at least 1)."""
-    while not stop.wait(0.5):
-        if server.process.poll() is not None:
-            return server.process.returncode or 1
-    return 0
-
-
 @app.command("start")
 def start_command(
     repo: Path = typer.Option(..., "--repo", exists=True, file_okay=False, help="model repository (serve repo --local)"),
     http_port: int = typer.Option(8000, "--http-port"),
     grpc_port: int = typer.Option(8001, "--grpc-port"),
     metrics_port: int = typer.Option(8002, "--metrics-port"),
+    metrics: bool = typer.Option(False, "--metrics/--no-metrics", help="Prometheus metrics on 127.0.0.1:--metrics-port"),
     ready_timeout: float = typer.Option(90.0, "--ready-timeout", help="seconds to wait for readiness"),
     log: Path | None = typer.Option(None, "--log", help="server log file (default: a temporary file)"),
+    max_restarts: int = typer.Option(3, "--max-restarts", min=0, help="restarts allowed within --restart-window"),
+    restart_window: float = typer.Option(60.0, "--restart-window", help="seconds over which restarts are counted"),
 ) -> None:
-    """Start tritonserver on 127.0.0.1, wait until ready, serve until Ctrl-C/SIGTERM, then stop cleanly."""
-    from lowres_ocr.serving.server import TritonNotAvailable, TritonServer, TritonStartError
+    """Start tritonserver on 127.0.0.1, wait until ready, serve until Ctrl-C/SIGTERM, then stop cleanly.
+
+    A server process that dies unexpectedly is restarted (a log line on stderr says so) up to --max-restarts
+    times within --restart-window seconds; one more death stops with an error and exit code 1.
+    """
+    from lowres_ocr.serving.server import GaveUp, RestartPolicy, Supervisor, TritonNotAvailable, TritonServer, TritonStartError
 
     server = TritonServer(repo, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
-                          ready_timeout=ready_timeout, log_path=log)
+                          ready_timeout=ready_timeout, log_path=log, metrics=metrics)
+    supervisor = Supervisor(server, RestartPolicy(max_restarts, restart_window), lambda line: typer.echo(line, err=True))
+    code = 0
     with _stop_requested() as stop:
         try:
             server.start()
@@ -113,9 +114,11 @@ def start_command(
             raise typer.Exit(1) from None
         typer.echo(f"tritonserver ready: HTTP {server.http_url}  gRPC {server.grpc_url}  (pid {server.process.pid}); "
                    "Ctrl-C stops")
-        code = _wait_for_signal(server, stop)
-    if code:
-        typer.echo(f"tritonserver exited unexpectedly (rc={code}):\n{server.log_tail()}", err=True)
+        try:
+            supervisor.run(stop)
+        except GaveUp as err:
+            typer.echo(f"error: {err}\n{server.log_tail()}", err=True)
+            code = 1
     rc = server.stop()
     typer.echo(f"tritonserver stopped (rc={rc})")
     raise typer.Exit(code)
