@@ -17,6 +17,8 @@ import click
 import typer
 from typer.core import TyperGroup
 
+from lowres_ocr.evaluation.end_to_end_run import e2e_command
+
 MULTI_VALUE = ("--data", "--peers")
 
 
@@ -179,3 +181,6 @@ def gate_command(
         return
     typer.echo(f"gate failed: {'; '.join(result.reasons)} [{result.summary}]", err=True)
     raise typer.Exit(1)
+
+
+app.command("e2e")(e2e_command)
