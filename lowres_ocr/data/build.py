@@ -8,7 +8,9 @@ left untouched.
 
 from __future__ import annotations
 
+import errno
 import io
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+import lmdb
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from lowres_ocr.core.charset import CHARSET, MAX_LABEL_LENGTH
@@ -148,6 +151,30 @@ def open_sources(sources: Sequence[str | Path], labels: str = LABELS) -> list[Da
     return folders
 
 
+FULL_BELOW = 1 << 20  # bytes free under which a failed LMDB write is taken as a full filesystem
+
+
+def full_disk_error(dst: Path, err: BaseException) -> OSError | None:
+    """An ENOSPC ``OSError`` naming ``dst`` when ``err`` (an LMDB or OS error) came from a full filesystem, else None.
+
+    LMDB reports a short write as EIO ("mdb_txn_commit: Input/output error"), so besides the errno the free space of
+    ``dst``'s filesystem is read (before the partial LMDB is removed): under ``FULL_BELOW`` bytes counts as full.
+    """
+    if not isinstance(err, (OSError, lmdb.Error)):
+        return None
+    try:
+        stat = os.statvfs(dst.parent)
+        free = stat.f_bavail * stat.f_frsize
+    except OSError:
+        free = -1
+    if getattr(err, "errno", None) != errno.ENOSPC and "no space left" not in str(err).lower() \
+            and not 0 <= free < FULL_BELOW:
+        return None
+    return OSError(errno.ENOSPC, f"LMDB {dst} not written: no space left on device ({free} bytes free in "
+                                 f"{dst.parent}; {type(err).__name__}: {err}); the previous {dst.name}, if any, "
+                                 f"is unchanged")
+
+
 def build_lmdb(sources: Sequence[str | Path], dst: str | Path, opts: BuildOptions | None = None,
                on_problem: Callable[[Problem], None] | None = None,
                progress: Callable[[int], None] | None = None) -> BuildReport:
@@ -185,8 +212,11 @@ def build_lmdb(sources: Sequence[str | Path], dst: str | Path, opts: BuildOption
             raise StrictBuildError(report)
         writer.commit()
         report.written = True
-    except BaseException:
+    except BaseException as err:
+        full = full_disk_error(report.dst, err)  # read before abort() frees the partial LMDB's space
         writer.abort()
+        if full is not None:
+            raise full from err
         raise
     finally:
         report.seconds = time.perf_counter() - t0

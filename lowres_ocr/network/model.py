@@ -193,6 +193,7 @@ def _recognizer(cfg: dict[str, Any], graph_spec: dict[str, Any] | None, charset:
 
 def save_checkpoint(path, model: LowResOCR, extra: dict[str, Any] | None = None) -> None:
     """Atomically write ``{"config", "graph_spec", "model", **extra}`` (write aside, then rename)."""
+    import io
     import os
     from pathlib import Path
 
@@ -204,9 +205,17 @@ def save_checkpoint(path, model: LowResOCR, extra: dict[str, Any] | None = None)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(payload, tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
+    buffer = io.BytesIO()  # serialised in memory: a failed file write then raises OSError with its errno
+    torch.save(payload, buffer)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(buffer.getbuffer())
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as err:  # e.g. ENOSPC: drop the partial file, the previous checkpoint at path stays as it was
+        tmp.unlink(missing_ok=True)
+        raise OSError(err.errno, f"checkpoint {path} not written ({err.strerror or err}; the previous "
+                                 f"{path.name}, if any, is unchanged)", str(tmp)) from None
     os.replace(tmp, path)
 
 

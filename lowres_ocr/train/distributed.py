@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -26,8 +27,26 @@ def setup_distributed() -> tuple[int, int, int, torch.device]:
                               else max(1, (os.cpu_count() or 1) // max(1, local_world)))
         backend = "gloo"
     if world > 1:
-        dist.init_process_group(backend=backend)
+        store = _attempt_store(world)
+        if store is None:
+            dist.init_process_group(backend=backend)
+        else:
+            dist.init_process_group(backend=backend, store=store, rank=rank, world_size=world)
     return rank, world, local_rank, device
+
+
+def _attempt_store(world: int) -> dist.Store | None:
+    """Under torchrun's shared agent store: a client of it, prefixed by the restart attempt; else None (env://).
+
+    torch's rendezvous keeps one TCPStore server across the restarts of ``--max-restarts`` while its env:// handler
+    adds no per-attempt prefix, so a restarted rank read the previous attempt's gloo addresses and failed ("Gloo
+    connectFullMesh failed ... Connection refused"). The prefix keeps each attempt's keys apart.
+    """
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True" or "TORCHELASTIC_RESTART_COUNT" not in os.environ:
+        return None
+    client = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world, is_master=False,
+                           timeout=timedelta(minutes=30))
+    return dist.PrefixStore(f"lowres_ocr/attempt_{os.environ['TORCHELASTIC_RESTART_COUNT']}", client)
 
 
 def all_any(flag: bool, device: torch.device) -> bool:
