@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from ..cluster.test_least_privilege import credential_literals
+
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -31,6 +33,7 @@ def test_run_local_end_to_end_smoke_answers_equal_evaluation(tmp_path):
     assert len(proc.stdout.splitlines()) <= 40  # one line per step, the rest is in the log file
     log = Path(proc.stdout.rsplit("full log: ", 1)[1].split()[0])
     assert log.is_file() and "Executing task" in log.read_text()
+    assert credential_literals(proc.stdout + proc.stderr + log.read_text()) == []  # no credential in the run's logs
     # the candidate (2 steps) is deployed when it passes the gate, else the shipped model is kept
     assert "gate passed" in proc.stdout or "keeping the shipped" in proc.stdout
     smoke = json.loads((root / "serving" / "smoke.json").read_text())
