@@ -226,11 +226,10 @@ class Trainer:
 
     def loader(self) -> torch.utils.data.DataLoader:
         data = self.cfg["data"]
-        net = getattr(self.model, "module", self.model)
-        sources, weights = build_sources(data["train"], self.root, net.charset)
+        sources, weights = build_sources(data["train"], self.root, self.model.charset)
         steps = int(self.tcfg["steps"])
         batches = StepBatches(sources, weights, int(self.tcfg["batch_size"]), int(self.cfg.get("seed", 1)), self.rank, self.world,
-                              steps, geometry=net.geometry, charset=net.charset, hr_per_batch=int(self.tcfg.get("hr_per_batch", 0)))
+                              steps, geometry=self.model.geometry, charset=self.model.charset, hr_per_batch=int(self.tcfg.get("hr_per_batch", 0)))
         workers = int(self.tcfg.get("num_workers", 0))
         return torch.utils.data.DataLoader(batches, batch_size=None, sampler=list(range(self.step, steps)), num_workers=workers,
                                            prefetch_factor=2 if workers else None, persistent_workers=False,
@@ -245,7 +244,7 @@ class Trainer:
             path = Path(val_cfg["path"])
             val = load_eval_set(path if path.is_absolute() else self.root / path, val_cfg.get("labels", "labels.tsv"),
                                 val_cfg.get("limit"), val_cfg.get("holdout_every", 0),
-                                getattr(self.model, "module", self.model).charset)
+                                self.model.charset)
         use_amp = self.device.type == "cuda" and self.tcfg.get("amp", "auto") in ("auto", True, "bf16")
         log_every, ckpt_every = int(self.tcfg.get("log_every", 10)), int(self.tcfg.get("checkpoint_every", 100))
         val_every = int(self.tcfg.get("val_every", 0))

@@ -74,19 +74,17 @@ def test_tesseract_batch_equals_one_call_per_image(real_words_dir: Path, tessera
     assert len(set(batched)) > 10  # distinct answers: the pages were not mixed up or dropped
 
 
-CJK_FONTS = [Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"), Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),
-             Path("/usr/share/fonts/truetype/arphic/uming.ttc")]
-
-
 @pytest.fixture(scope="module")
 def chinese_lines(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A word set of clean Chinese/mixed express-sheet lines rendered with an installed CJK font."""
     from PIL import Image, ImageDraw, ImageFont
 
-    font_path = next((p for p in CJK_FONTS if p.is_file()), None)
-    if font_path is None:
+    from lowres_ocr.page.render import font_path
+
+    path = font_path()
+    if path is None:
         pytest.skip("no CJK font installed (scripts/bootstrap installs fonts-wqy-zenhei, fonts-noto-cjk, ...)")
-    font = ImageFont.truetype(str(font_path), 40)
+    font = ImageFont.truetype(path, 40)
     folder = tmp_path_factory.mktemp("zh") / "zh_lines"
     (folder / "img").mkdir(parents=True)
     lines = ["湖北省襄阳市樊城区", "中通快递", "韵达 739 H181-02 88", "襄阳公司包"]

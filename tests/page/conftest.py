@@ -11,8 +11,6 @@ from PIL import Image, ImageDraw, ImageFont
 ROOT = Path(__file__).resolve().parents[2]
 WEIGHTS = ROOT / "model" / "lowres_ocr.pt"
 FONT = ROOT / "lowres_ocr" / "fonts" / "DejaVuSansCondensed-Bold.ttf"
-CJK_FONTS = ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
-             "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
 BACKGROUND = (246, 244, 238)
 
 #: (top-left corner before rotation, text, is it Chinese) in reading order
@@ -28,7 +26,9 @@ SHEET_ANGLE = 3.0  # degrees, counter-clockwise
 
 
 def _cjk_font(size: int) -> ImageFont.FreeTypeFont:
-    path = next((p for p in CJK_FONTS if Path(p).is_file()), None)
+    from lowres_ocr.page.render import font_path
+
+    path = font_path()
     if path is None:
         pytest.skip("no CJK font installed")
     return ImageFont.truetype(path, size)

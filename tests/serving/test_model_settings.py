@@ -8,7 +8,6 @@ import importlib.util
 import io
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -31,18 +30,16 @@ def _png(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-CJK_FONTS = [Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"), Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),
-             Path("/usr/share/fonts/truetype/arphic/uming.ttc")]
-
-
 def _chinese_line() -> bytes:
     """A rendered express-sheet line (a CJK font from Debian's packages; scripts/bootstrap installs them)."""
     from PIL import ImageDraw, ImageFont
 
-    font_path = next((p for p in CJK_FONTS if p.is_file()), None)
-    if font_path is None:
+    from lowres_ocr.page.render import font_path
+
+    path = font_path()
+    if path is None:
         pytest.skip("no CJK font installed (scripts/bootstrap installs fonts-wqy-zenhei, fonts-noto-cjk, ...)")
-    font = ImageFont.truetype(str(font_path), 28)
+    font = ImageFont.truetype(path, 28)
     text = "湖北省襄阳市樊城区 739 H181-02 88"
     img = Image.new("RGB", (int(font.getlength(text)) + 16, 40), "white")
     ImageDraw.Draw(img).text((8, 4), text, font=font, fill="black")
