@@ -93,24 +93,6 @@ def resize(img: Image.Image, size: tuple[int, int]) -> Image.Image:
     return img if img.size == size else img.resize(size, Image.BICUBIC)
 
 
-def to_array(img: Image.Image, size: tuple[int, int]) -> np.ndarray:
-    """RGB image → float32 [3, H, W] in [0, 1], squeezed to ``size``."""
-    return Geometry("squeeze", size[1], size[0], 1).to_array(img)
-
-
-def batch_arrays(images: list[Image.Image], size: tuple[int, int]) -> np.ndarray:
-    """Several images → float32 [B, 3, H, W] in [0, 1], squeezed to ``size``."""
-    return Geometry("squeeze", size[1], size[0], 1).batch(images)
-
-
-def input_shape(geometry: Geometry = SQUEEZE) -> tuple[int, int, int]:
-    return geometry.input_shape()
-
-
-def sr_shape(geometry: Geometry = SQUEEZE) -> tuple[int, int, int]:
-    return geometry.sr_shape()
-
-
 def lr_input(img: Image.Image, geometry: Geometry = SQUEEZE) -> np.ndarray:
     """One crop → the network input float32 [3, H, W] in [0, 1]."""
     return geometry.to_array(img)

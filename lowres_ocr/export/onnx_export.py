@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import lowres_ocr
-from lowres_ocr.core.charset import ASCII, Charset
+from lowres_ocr.core.charset import ASCII, CHARSET, Charset
 from lowres_ocr.core.geometry import SQUEEZE, Geometry
 
 OPSET = 17
@@ -44,7 +44,7 @@ def model_settings(metadata: dict[str, str]) -> tuple[Charset, Geometry]:
     if not text:
         charset = ASCII
     elif "charset_name" not in metadata and "\n" not in text:  # single-line form: one character per symbol
-        charset = Charset("ascii" if text == ASCII.to_text().replace("\n", "") else "custom", list(text))
+        charset = ASCII if text == CHARSET else Charset("custom", list(text))
     else:
         charset = Charset.from_text(metadata.get("charset_name", "custom"), text)
     geometry = Geometry.from_config(json.loads(metadata["geometry"])) if metadata.get("geometry") else SQUEEZE

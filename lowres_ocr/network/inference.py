@@ -12,7 +12,7 @@ from PIL import Image
 from lowres_ocr.core.decoding import Decoded, ctc_beam_search, decode
 from lowres_ocr.network import LowResOCR, load_model
 from lowres_ocr.network.sr import bicubic_upsample
-from lowres_ocr.core.geometry import hr_batch, lr_batch, sr_shape
+from lowres_ocr.core.geometry import hr_batch, lr_batch
 
 Mode = Literal["sr", "bicubic", "hr"]
 MODES: tuple[str, ...] = ("sr", "bicubic", "hr")
@@ -81,4 +81,4 @@ class Recognizer:
         """SR images float32 [N, 3, 32, 128] in [0, 1]."""
         out = [self.model.sr(torch.from_numpy(lr_batch(c, self.model.geometry)).to(self.device)).float().cpu().numpy()
                for c in self._batches(images, batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, *sr_shape(self.model.geometry)), dtype=np.float32)
+        return np.concatenate(out) if out else np.zeros((0, *self.model.geometry.sr_shape()), dtype=np.float32)

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from lowres_ocr.core.decoding import Decoded
-from lowres_ocr.core.geometry import HR_SIZE, to_array
+from lowres_ocr.core.geometry import HR_SIZE, hr_input
 
 # (label, what the fake predictor answers for it)
 WORDS = [("PARKING", "parking"), ("Salutes", "SALUTES"), ("cap GIRO", "capgiro"), ("door", "dour"), ("42", "42"),
@@ -47,7 +47,7 @@ class FakePredictor:
         return [Decoded(self.answers.get(im.convert("RGB").getpixel((0, 0)), "?"), 0.9, []) for im in images]
 
     def super_resolve(self, images: list[Image.Image], batch_size: int) -> np.ndarray:
-        return np.stack([to_array(im, HR_SIZE) for im in images])
+        return np.stack([hr_input(im) for im in images])
 
 
 @pytest.fixture()

@@ -132,7 +132,7 @@ def test_bicubic_quality_measures_the_bicubic_accuracy_input(tiny_checkpoint: Pa
     """The image behind the "bicubic" PSNR/SSIM and the gallery thumbnail is the one the bicubic mode recognizes."""
     import numpy as np
 
-    from lowres_ocr.core.geometry import HR_SIZE, to_array
+    from lowres_ocr.core.geometry import HR_SIZE, hr_input
     from lowres_ocr.core.images import to_uint8_image
     from lowres_ocr.evaluation.metrics import psnr, ssim
     from lowres_ocr.evaluation.predictors import TorchPredictor
@@ -152,7 +152,7 @@ def test_bicubic_quality_measures_the_bicubic_accuracy_input(tiny_checkpoint: Pa
     assert list(s["model"]["modes"]) == ["bicubic"]
     bicubic = np.concatenate(fed)
     assert bicubic.shape == (len(WORDS), 3, HR_SIZE[1], HR_SIZE[0])
-    hr = [to_array(Image.open(pairs_dir / "hr" / f"{i:09d}.png"), HR_SIZE) for i in range(len(WORDS))]
+    hr = [hr_input(Image.open(pairs_dir / "hr" / f"{i:09d}.png")) for i in range(len(WORDS))]
     q = s["image_quality"]["bicubic"]
     assert q["psnr"] == pytest.approx(float(np.mean([psnr(b, h) for b, h in zip(bicubic, hr)])), rel=1e-12, abs=0)
     assert q["ssim"] == pytest.approx(float(np.mean([ssim(b, h) for b, h in zip(bicubic, hr)])), rel=1e-12, abs=0)

@@ -8,7 +8,7 @@ from PIL import Image
 
 from lowres_ocr.core.charset import encode, normalize_36
 from lowres_ocr.core.decoding import ctc_greedy
-from lowres_ocr.core.geometry import LR_SIZE, batch_arrays
+from lowres_ocr.core.geometry import lr_batch
 from lowres_ocr.network import build_model, tiny_config
 from lowres_ocr.network.inference import Recognizer
 from lowres_ocr.train.validation import validate
@@ -31,7 +31,7 @@ def test_validation_uses_the_attention_decoder():
     rng = np.random.default_rng(0)
     images = [Image.fromarray(rng.integers(0, 255, (16, 64, 3), dtype=np.uint8)) for _ in range(3)]
     reading = Recognizer(_attention_model_reading("a")).predict(images)  # the served reading: "a" at every step
-    lr = torch.from_numpy(batch_arrays(images, LR_SIZE))
+    lr = torch.from_numpy(lr_batch(images))
     with torch.no_grad():
         greedy = ctc_greedy(model.eval().recognize(model.sr(lr)).numpy())
     labels = [d.text for d in reading]
