@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -104,3 +106,24 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
     save_checkpoint(path, model, config)
     return path
+
+
+CHROMIUM_NAMES = ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome")
+NO_CHROMIUM = "headless Chromium not installed (scripts/bootstrap --test, or apt-get install chromium-headless-shell)"
+
+
+def chromium() -> str | None:
+    """The first headless-capable Chromium on PATH, or None."""
+    return next((shutil.which(n) for n in CHROMIUM_NAMES if shutil.which(n)), None)
+
+
+def screenshot(html: Path, shot: Path, profile: Path, window: tuple[int, int] = (1200, 1400)) -> np.ndarray:
+    """``html`` rendered by headless Chromium (no network, fresh profile ``profile``) → RGB pixels [H, W, 3]."""
+    binary = chromium()
+    if binary is None:
+        pytest.skip(NO_CHROMIUM)
+    cmd = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+           f"--window-size={window[0]},{window[1]}", f"--screenshot={shot}", html.as_uri()]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+    return np.asarray(Image.open(shot).convert("RGB"))

@@ -14,7 +14,10 @@ from typer.testing import CliRunner
 from lowres_ocr.cli import app as cli_app
 from lowres_ocr.evaluation.end_to_end import Box, GroundTruthError, Tally, image_pairs, iou, read_ground_truth
 
+from .conftest import NO_CHROMIUM, chromium, screenshot
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ic15_e2e"
+WEIGHTS = Path(__file__).resolve().parents[2] / "model" / "lowres_ocr.pt"
 
 
 def _square(x: float, y: float, size: float = 10.0) -> np.ndarray:
@@ -77,3 +80,47 @@ def test_e2e_command_on_a_real_image(tmp_path: Path) -> None:
     assert (out / "e2e_report.html").is_file() and len(list((out / "gallery").glob("*.png"))) == 2
     bad = CliRunner().invoke(cli_app, ["evaluate", "e2e", "--data", str(data), "--out", str(out), "--peers", "easyocr"])
     assert bad.exit_code == 2 and "unknown end-to-end peer" in bad.output
+
+
+def _box_pixels(rgb: np.ndarray) -> int:
+    """Pixels of the region-box colour (``render.BOX_COLOUR``, a saturated red), allowing for downscaling blends."""
+    from lowres_ocr.page.render import BOX_COLOUR
+
+    px = rgb.astype(int)
+    red_over = np.minimum(px[..., 0] - px[..., 1], px[..., 0] - px[..., 2])
+    return int(((px[..., 0] > 0.65 * BOX_COLOUR[0]) & (red_over > 0.5 * (BOX_COLOUR[0] - BOX_COLOUR[1]))).sum())
+
+
+@pytest.mark.skipif(chromium() is None, reason=NO_CHROMIUM)
+@pytest.mark.skipif(importlib.util.find_spec("rapidocr") is None, reason="the detector comes from the rapidocr wheel")
+def test_annotated_real_image_shows_in_the_html_report(tmp_path: Path) -> None:
+    """The gallery PNG of a real scene, read by our in-process reader, is what headless Chromium shows.
+
+    The report's ``<img width=900>`` is found in the screenshot by template matching against the gallery PNG
+    downscaled to 900 px (correlation ≥ 0.95), and inside it the red region boxes are drawn: the same picture
+    without regions (``render_page(rgb, [])``) has almost none of those pixels (the scene's own red signs are darker).
+    """
+    import cv2
+    from PIL import Image
+
+    from lowres_ocr.evaluation.end_to_end_run import evaluate_end_to_end, our_reader
+    from lowres_ocr.page.render import render_page
+
+    if not WEIGHTS.is_file():
+        pytest.skip(f"{WEIGHTS} not present")
+    data = tmp_path / "set"
+    for sub, name in (("images", "img_394.jpg"), ("gt", "gt_img_394.txt")):
+        (data / sub).mkdir(parents=True)
+        shutil.copy(FIXTURES / name, data / sub)
+    report = evaluate_end_to_end(data, {"lowres-ocr": our_reader(WEIGHTS)[0]}, tmp_path / "out", gallery=1)
+    assert report["readers"]["lowres-ocr"]["detections"] > 0, "no region read: nothing to annotate"
+    shot = screenshot(tmp_path / "out" / "e2e_report.html", tmp_path / "shot.png", tmp_path / "profile", (1200, 700))
+    annotated = np.asarray(Image.open(tmp_path / "out" / report["gallery"][0]["png"]).convert("RGB"))
+    plain = np.asarray(render_page(np.asarray(Image.open(FIXTURES / "img_394.jpg").convert("RGB")), []))
+    size = (900, round(annotated.shape[0] * 900 / annotated.shape[1]))
+    small, small_plain = (cv2.resize(a, size, interpolation=cv2.INTER_AREA) for a in (annotated, plain))
+    _, score, _, (x, y) = cv2.minMaxLoc(cv2.matchTemplate(shot, small, cv2.TM_CCOEFF_NORMED))
+    assert score >= 0.95, f"the annotated image is not shown (best match {score:.3f})"
+    shown = shot[y:y + size[1], x:x + size[0]]
+    assert _box_pixels(shown) >= 50 + _box_pixels(small_plain), (_box_pixels(shown), _box_pixels(small_plain))
+    assert np.abs(shown.astype(int) - small).mean() < np.abs(shown.astype(int) - small_plain).mean()

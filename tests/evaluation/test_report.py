@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 from typer.testing import CliRunner
 
 from lowres_ocr.evaluation.commands import app
@@ -17,7 +14,7 @@ from lowres_ocr.evaluation.gate import ReportError, gate, read_report
 from lowres_ocr.evaluation.report import PALETTE, kfp_metrics, write_reports
 from lowres_ocr.evaluation.runner import Options, evaluate_sets
 
-from .conftest import FakePredictor, color
+from .conftest import NO_CHROMIUM, FakePredictor, chromium, color, screenshot
 
 runner = CliRunner()
 
@@ -98,19 +95,9 @@ def test_gate_cli(tmp_path: Path) -> None:
         read_report(tmp_path / "absent.json")
 
 
-def _chromium() -> str | None:
-    names = ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome")
-    return next((shutil.which(n) for n in names if shutil.which(n)), None)
-
-
-@pytest.mark.skipif(_chromium() is None, reason="headless Chromium not installed (apt-get install chromium-headless-shell)")
+@pytest.mark.skipif(chromium() is None, reason=NO_CHROMIUM)
 def test_html_renders_in_headless_chromium(report_dir: Path, tmp_path: Path) -> None:
-    shot = tmp_path / "shot.png"
-    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-           "--window-size=1200,1400", f"--screenshot={shot}", (report_dir / "report.html").as_uri()]
-    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
-    pixels = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3)
+    pixels = screenshot(report_dir / "report.html", tmp_path / "shot.png", tmp_path / "profile").reshape(-1, 3)
     colours = {tuple(int(PALETTE[k][i:i + 2], 16) for i in (1, 3, 5)) for k in range(3)}
     present = {c for c in colours if np.any(np.all(pixels == np.array(c), axis=1))}
     # the bars of the plots are drawn: the model's modes and the peer use the first palette colours
