@@ -60,7 +60,8 @@ def _serve(repo: dsl.PipelineTask, ev: dsl.PipelineTask, image: Any, deploy_targ
     deployed = _on_cluster(deploy_triton(repo=repo.outputs["repo"], deploy_target=deploy_target, storage_uri=storage_uri,
                                          namespace=namespace, gpus=gpus, triton_image=triton_image), image, s3=True, pvc=True)
     deployed.set_caching_options(False)
-    smoke = _on_cluster(smoke_test(endpoint=deployed.outputs["endpoint"], predictions=ev.outputs["predictions"]), image)
+    smoke = _on_cluster(smoke_test(endpoint=deployed.outputs["endpoint"], predictions=ev.outputs["predictions"],
+                                   repo=repo.outputs["repo"], model=ev.outputs["deploy_model"]), image)
     smoke.set_caching_options(False)
 
 
@@ -82,6 +83,7 @@ def train_deploy(
     eval_limit: int = 0,
     eval_modes: str = "",
     deploy_target: str = "local",
+    serve_page: bool = True,
     storage_uri: str = "s3://lowres-ocr/triton",
     namespace: str = "lowres-ocr",
     image: str = PROJECT_IMAGE,
@@ -111,10 +113,11 @@ def train_deploy(
             plan = _on_cluster(convert_tensorrt(onnx_model=onnx.outputs["onnx_model"]), image, gpu=True)
             plan.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
             repo_trt = _on_cluster(build_triton_repo(onnx_model=onnx.outputs["onnx_model"], plan=plan.outputs["plan"],
-                                                     deploy_target=deploy_target), image)
+                                                     deploy_target=deploy_target, page=serve_page), image)
             _serve(repo_trt, ev, image, deploy_target, storage_uri, namespace, gpus, triton_image)
         with dsl.Else(name="onnx-only"):
-            repo_onnx = _on_cluster(build_triton_repo(onnx_model=onnx.outputs["onnx_model"], deploy_target=deploy_target), image)
+            repo_onnx = _on_cluster(build_triton_repo(onnx_model=onnx.outputs["onnx_model"], deploy_target=deploy_target,
+                                                      page=serve_page), image)
             _serve(repo_onnx, ev, image, deploy_target, storage_uri, namespace, gpus, triton_image)
     outputs = NamedTuple("Outputs", [("data", dsl.Dataset), ("lmdb", dsl.Dataset), ("model", dsl.Model), ("report", dsl.HTML),
                                      ("predictions", dsl.Dataset), ("metrics", dsl.Metrics),

@@ -31,9 +31,11 @@ def upload_repository(repo: Path, storage_uri: str, mount_path: str) -> str:
 
 def deploy_cluster(target: str, repo: Path, storage_uri: str, namespace: str, gpus: int, image: str) -> dict[str, Any]:
     from lowres_ocr.cluster import api, objects, triton
+    from lowres_ocr.serving.steps import repository_models
 
     t = objects.TritonDeployment(image=image, gpus=gpus, model_repository=storage_uri,
                                  placement=objects.Placement(namespace=namespace, mount_path=workspace()))
     upload_repository(repo, storage_uri, t.placement.mount_path)
     ep = triton.deploy(api.connect(), target, t, storage_uri)
-    return {"target": target, "http_url": ep.http_url, "grpc_url": ep.grpc_url, "actions": ep.actions}
+    return {"target": target, "http_url": ep.http_url, "grpc_url": ep.grpc_url, "actions": ep.actions,
+            "models": repository_models(repo), "image": image}

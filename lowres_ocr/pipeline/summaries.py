@@ -83,14 +83,21 @@ def _serving(ctx: dict[str, Any]) -> str:
 
 def _deploy_triton(out: Outputs, ctx: dict[str, Any]) -> str:
     m = _meta(out, "endpoint")
-    return f"HTTP {m.get('http_url', '?')}, gRPC {m.get('grpc_url', '?')} (pid {_int(m.get('pid'))})" + _serving(ctx)
+    page = " + page endpoint" if "lowres_ocr_page" in (m.get("models") or []) else ""
+    return (f"HTTP {m.get('http_url', '?')}, gRPC {m.get('grpc_url', '?')} (pid {_int(m.get('pid'))}){page}"
+            + _serving(ctx))
 
 
 def _smoke_test(out: Outputs, ctx: dict[str, Any]) -> str:
     m = _meta(out, "result")
     crops = int(m.get("crops", 0))
-    return (f"HTTP {int(m.get('http_matched', 0))}/{crops}, gRPC {int(m.get('grpc_matched', 0))}/{crops} answers equal "
-            f"the evaluation's" + _serving(ctx))
+    line = (f"HTTP {int(m.get('http_matched', 0))}/{crops}, gRPC {int(m.get('grpc_matched', 0))}/{crops} answers equal "
+            f"the evaluation's")
+    if "pages" in m:
+        pages = int(m["pages"])
+        line += (f"; pages HTTP {int(m.get('page_http_matched', 0))}/{pages}, gRPC {int(m.get('page_grpc_matched', 0))}"
+                 f"/{pages} equal the in-process reading")
+    return line + _serving(ctx)
 
 
 SUMMARIES: dict[str, Callable[[Outputs, dict[str, Any]], str]] = {

@@ -12,13 +12,20 @@ from typing import Any
 SERVING_STATE_ENV = "LOWRES_OCR_SERVING_STATE"
 
 
-def build_triton_repo(onnx_path: Path, out: Path, plan: Path | None, local: bool) -> dict[str, Any]:
+def repository_models(repo: Path) -> list[str]:
+    """The model names of a Triton repository (folders with a config.pbtxt)."""
+    return sorted(p.parent.name for p in repo.glob("*/config.pbtxt"))
+
+
+def build_triton_repo(onnx_path: Path, out: Path, plan: Path | None, local: bool, page: bool = True) -> dict[str, Any]:
+    """The ensemble repository; ``page`` adds the whole-page endpoint (models ``detector`` + ``lowres_ocr_page``)."""
+    from lowres_ocr.page.serving import PageOptions
     from lowres_ocr.serving.repository import RepositoryOptions, write_repository
 
-    opts = RepositoryOptions(local=local)
+    opts = RepositoryOptions(local=local, page=PageOptions() if page else None)
     write_repository(onnx_path, out, None if local else plan, opts)
-    return {"models": sorted(p.parent.name for p in out.glob("*/config.pbtxt")), "local": local,
-            "tensorrt": bool(plan is not None and not local)}
+    return {"models": repository_models(out), "local": local, "tensorrt": bool(plan is not None and not local),
+            "page": page}
 
 
 def deploy_local(repo: Path, workdir: Path, http_port: int = 0, grpc_port: int = 0) -> dict[str, Any]:
@@ -32,7 +39,7 @@ def deploy_local(repo: Path, workdir: Path, http_port: int = 0, grpc_port: int =
     assert server.process is not None
     info = {"target": "local", "pid": server.process.pid, "http_url": server.http_url, "grpc_url": server.grpc_url,
             "metrics_port": server.metrics_port, "shm_prefix": server.shm_prefix, "log": str(server.log_path),
-            "repo": str(repo)}
+            "repo": str(repo), "models": repository_models(repo)}
     state = os.environ.get(SERVING_STATE_ENV)
     if state:  # `lowres-ocr pipeline run-local` reads it to print the endpoint and to stop the server at the end
         Path(state).parent.mkdir(parents=True, exist_ok=True)
@@ -66,8 +73,32 @@ def stop_local(info: dict[str, Any], timeout: float = 30) -> bool:
     return True
 
 
-def smoke(endpoint: dict[str, Any], crops: Path, expected: dict[str, str]) -> dict[str, Any]:
-    """Send the crops the evaluation predicted over HTTP and gRPC; every answer must equal its prediction."""
+def page_smoke(endpoint: dict[str, Any], weights: Path) -> dict[str, Any]:
+    """Whole pages to ``lowres_ocr_page`` over HTTP and gRPC; each must read as ``PageReader`` reads it in process."""
+    from lowres_ocr.page.reader import PageReader
+    from lowres_ocr.page.serving import PageOptions
+    from lowres_ocr.page.smoke import page_smoke_test, smoke_pages
+
+    options = PageOptions()  # what build_triton_repo serves
+    reader = PageReader.load(weights, options.detector, options.detector_onnx)
+    pages = smoke_pages()
+    report = page_smoke_test(endpoint.get("http_url") or None, endpoint.get("grpc_url") or None, pages, reader)
+    return dict(report.as_dict(), pages=sorted(pages))
+
+
+def _failures(result: dict[str, Any]) -> str:
+    parts = [("crops", result)] + ([("pages", result["page"])] if "page" in result else [])
+    return "; ".join(f"{kind} over {proto['protocol']}: {err}" for kind, part in parts
+                     for proto in part["protocols"] for err in proto["errors"])
+
+
+def smoke(endpoint: dict[str, Any], crops: Path, expected: dict[str, str], repo: Path | None = None,
+          weights: Path | None = None) -> dict[str, Any]:
+    """Send the crops the evaluation predicted over HTTP and gRPC; every answer must equal its prediction.
+
+    When ``repo`` serves the page endpoint, whole pages are checked too (``page_smoke``, reference ``weights``).
+    """
+    from lowres_ocr.serving.configs import PAGE
     from lowres_ocr.serving.smoke import smoke_test
 
     names = sorted(expected)
@@ -75,9 +106,14 @@ def smoke(endpoint: dict[str, Any], crops: Path, expected: dict[str, str]) -> di
     report = smoke_test(endpoint.get("http_url") or None, endpoint.get("grpc_url") or None, images,
                         [expected[n] for n in names])
     result = report.as_dict()
+    if repo is not None and PAGE in repository_models(repo):
+        if weights is None:
+            raise ValueError(f"{repo} serves {PAGE}: the page smoke test needs the deployed checkpoint")
+        result["page"] = page_smoke(endpoint, weights)
+        result["passed"] = bool(result["passed"] and result["page"]["passed"])
     state = os.environ.get(SERVING_STATE_ENV)
     if state:
         Path(state).with_name("smoke.json").write_text(json.dumps(result, indent=1))
-    if not report.passed:
-        raise RuntimeError(f"smoke test failed: {json.dumps(result)}")
+    if not result["passed"]:
+        raise RuntimeError(f"smoke test failed: {_failures(result)}")
     return result

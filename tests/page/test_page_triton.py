@@ -1,8 +1,9 @@
 """The served page endpoint ``lowres_ocr_page`` on the real local tritonserver (python backend only).
 
 Its lines equal the in-process reader's on the rendered express sheet over HTTP and gRPC, concurrent pages
-are answered correctly, a bad image fails only its own request (400 / INVALID_ARGUMENT), and
-``lowres-ocr read --url`` writes the same JSON as the in-process command.
+are answered correctly, a bad image fails only its own request (400 / INVALID_ARGUMENT),
+``lowres-ocr read --url`` writes the same JSON as the in-process command, and with a recognizer queue delay the
+crops of concurrent pages are executed in one recognizer batch (Triton's statistics).
 """
 
 from __future__ import annotations
@@ -112,3 +113,88 @@ def test_cli_url_matches_in_process(page_server, express_sheet, tmp_path):
     assert (tmp_path / "served" / "sheet.png").is_file()
     refused = runner.invoke(app, ["read", str(path), "--out", str(tmp_path / "x"), "--url", page_server.http_url, "--words"])
     assert refused.exit_code == 2
+
+
+def test_page_smoke_test_passes_and_catches_a_difference(page_server, page_reader, monkeypatch):
+    """The pipeline's page check on the real server: both protocols equal the in-process reading; a served text
+    changed on its way back fails it, naming the protocol, the sheet and the line."""
+    from lowres_ocr.page.smoke import page_smoke_test, smoke_pages
+
+    pages = smoke_pages()
+    report = page_smoke_test(page_server.http_url, page_server.grpc_url, pages, page_reader)
+    assert report.passed, report.as_dict()
+    assert [(r.protocol, r.predicted, r.matched, r.bad_input_status, r.recovered) for r in report.results] == \
+        [("http", 2, 2, "400", True), ("grpc", 2, 2, "StatusCode.INVALID_ARGUMENT", True)]
+
+    read = PageClient.read
+
+    def altered(self, data):
+        regions = read(self, data)
+        if data == pages["sheet_rotated.png"] and self.protocol == "grpc":
+            regions[2].text += "x"
+        return regions
+
+    monkeypatch.setattr(PageClient, "read", altered)
+    report = page_smoke_test(page_server.http_url, page_server.grpc_url, pages, page_reader)
+    assert not report.passed and report.results[0].passed
+    assert report.results[1].errors == ["sheet_rotated.png: line 2: text 'Beijingx' served, 'Beijing' in process"]
+
+
+#: Recognizer queue delay of the batching server: far longer than one page's detection on a loaded machine.
+BATCH_DELAY_US = 5_000_000
+
+
+@pytest.fixture(scope="module")
+def batching_server(page_repo):
+    """A second server from the same ONNX export: 4 page instances, the recognizer's batcher waits up to 5 s."""
+    from lowres_ocr.page.serving import PageOptions
+    from lowres_ocr.serving.configs import Scheduling
+    from lowres_ocr.serving.repository import RepositoryOptions, write_repository
+    from lowres_ocr.serving.server import TritonServer
+
+    options = RepositoryOptions(local=True, page=PageOptions(instances=4),
+                                recognizer=Scheduling(max_queue_delay_us=BATCH_DELAY_US))
+    repo = write_repository(page_repo.parent / "model.onnx", page_repo.parent / "batching", options=options)
+    with TritonServer(repo, ready_timeout=180) as server:
+        yield server
+    assert server.returncode == 0, "tritonserver did not exit cleanly"
+
+
+def _recognizer_stats(url: str) -> dict:
+    import tritonclient.http as httpclient
+
+    client = httpclient.InferenceServerClient(url)
+    try:
+        return client.get_inference_statistics("recognizer")["model_stats"][0]
+    finally:
+        client.close()
+
+
+def test_concurrent_pages_share_recognizer_batches(batching_server, express_sheet):
+    """8 express sheets at once: the recognizer runs fewer batches than it got requests, some larger than a page.
+
+    Why it holds: each page model instance sends all of its page's crops as one recognizer request (6 lines
+    here, fewer than the max batch of 64). 4 instances take 4 pages at once; their detector calls run one after
+    another (one detector instance, well under a second each), and the dynamic batcher keeps a queued request up
+    to BATCH_DELAY_US waiting for more, so the requests of pages detected within that window run as one batch.
+    (With the default 500 µs delay the serial detector staggers the pages and each batch is one page's crops.)
+    """
+    sheet = express_sheet[0].read_bytes()
+    with PageClient(batching_server.http_url) as client:
+        single = [r.text for r in client.read(sheet)]
+    crops = len(single)
+    before = _recognizer_stats(batching_server.http_url)
+
+    def ask(_: int) -> list[str]:
+        with PageClient(batching_server.http_url) as c:
+            return [r.text for r in c.read(sheet)]
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(ask, range(8)))
+    after = _recognizer_stats(batching_server.http_url)
+    assert answers == [single] * 8 and crops >= 2
+    requests = after["inference_stats"]["success"]["count"] - before["inference_stats"]["success"]["count"]
+    executions = after["execution_count"] - before["execution_count"]
+    assert (requests, after["inference_count"] - before["inference_count"]) == (8, 8 * crops)
+    assert executions < requests, f"{executions} recognizer executions for {requests} requests: no batching across pages"
+    assert max(int(b["batch_size"]) for b in after["batch_stats"]) > crops

@@ -97,3 +97,18 @@ def test_cli_compile_is_the_same_package(compiled, tmp_path):
     subprocess.run([sys.executable, "-m", "lowres_ocr.cli", "pipeline", "compile", "--output", str(out)], check=True, cwd=ROOT,
                    capture_output=True)
     assert list(yaml.safe_load_all(out.read_text())) == list(compiled)
+
+
+def test_page_endpoint_is_built_and_smoke_tested(compiled):
+    """``serve_page`` (default on) reaches both repository steps; both smoke tests get that repository and the
+    checkpoint the gate chose (the in-process reference of the page check)."""
+    spec, _ = compiled
+    tasks = _all_tasks(spec)
+    assert spec["root"]["inputDefinitions"]["parameters"]["serve_page"] == \
+        {"defaultValue": True, "isOptional": True, "parameterType": "BOOLEAN"}
+    for suffix in ("", "-2"):
+        page = tasks[f"build-triton-repo{suffix}"]["inputs"]["parameters"]["page"]
+        assert page == {"componentInputParameter": "pipelinechannel--serve_page"}
+        smoke = tasks[f"smoke-test{suffix}"]["inputs"]["artifacts"]
+        assert smoke["repo"]["taskOutputArtifact"] == {"producerTask": f"build-triton-repo{suffix}", "outputArtifactKey": "repo"}
+        assert smoke["model"] == {"componentInputArtifact": "pipelinechannel--evaluate-deploy_model"}

@@ -106,3 +106,17 @@ def test_step_lines_say_which_model_is_served():
     assert smoke == "HTTP 100/100, gRPC 100/100 answers equal the evaluation's [shipped model/lowres_ocr.pt]"
     deploy = describe("deploy-triton", {"endpoint": {"uri": "", "metadata": {"http_url": "127.0.0.1:1", "pid": 7.0}}}, ctx)
     assert "(pid 7)" in deploy and "[shipped model/lowres_ocr.pt]" in deploy
+
+
+def test_step_lines_of_the_page_endpoint():
+    from lowres_ocr.pipeline.summaries import describe
+
+    ctx = {"deploy": "candidate"}
+    meta = {"http_matched": 100.0, "grpc_matched": 100.0, "crops": 100.0, "page_http_matched": 2.0,
+            "page_grpc_matched": 1.0, "pages": 2.0}
+    assert describe("smoke-test", {"result": {"uri": "", "metadata": meta}}, ctx) == (
+        "HTTP 100/100, gRPC 100/100 answers equal the evaluation's; pages HTTP 2/2, gRPC 1/2 equal the in-process "
+        "reading [new model]")
+    endpoint = {"http_url": "127.0.0.1:1", "grpc_url": "127.0.0.1:2", "pid": 7.0, "models": ["lowres_ocr", "lowres_ocr_page"]}
+    assert describe("deploy-triton-2", {"endpoint": {"uri": "", "metadata": endpoint}}, ctx) == \
+        "HTTP 127.0.0.1:1, gRPC 127.0.0.1:2 (pid 7) + page endpoint [new model]"
