@@ -50,3 +50,25 @@ def resolve_onnx(onnx: Path | None, weights: Path | None) -> tuple[Path, str]:
     torch.manual_seed(0)
     model = build_model(None).eval()
     return export_onnx(model, out, config=model.config), "default network (PP-OCR init, seeded SR; untrained)"
+
+
+#: Whole images of the end-to-end set (after `lowres-ocr data pull`).
+PAGES_DIR = ROOT / "data" / "ic15_e2e_test" / "images"
+PAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def page_files(folder: Path, limit: int) -> list[Path]:
+    """The first ``limit`` images of ``folder`` in name order (all when ``limit`` is 0); exits when there are none."""
+    paths = sorted(p for p in folder.glob("*") if p.suffix.lower() in PAGE_SUFFIXES) if folder.is_dir() else []
+    if not paths:
+        raise SystemExit(f"{folder}: no .jpg/.png images (the ic15_e2e_test set comes with `lowres-ocr data pull`)")
+    return paths[:limit] if limit else paths
+
+
+def page_repository(onnx: Path, instances: int = 2) -> Path:
+    """A --local Triton repository (python backends) with the crop ensemble and the page endpoint."""
+    from lowres_ocr.page.serving import PageOptions
+    from lowres_ocr.serving.repository import RepositoryOptions, write_repository
+
+    out = Path(tempfile.mkdtemp(prefix="lowres_ocr_pages_")) / "models"
+    return write_repository(onnx, out, options=RepositoryOptions(local=True, page=PageOptions(instances=instances)))
