@@ -25,7 +25,7 @@ def run(nproc: int, config: str, steps: int, batch: int, out: Path) -> float:
     sets = [f"data.train=[{{path: {WORDS}, weight: 1.0, degrade: express}}]", "data.val=null", f"train.steps={steps}",
             f"train.batch_size={batch}", "train.log_every=1", f"train.checkpoint_every={10 * steps}", "train.val_every=0",
             "train.num_workers=1"]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), "--standalone", "-m",
+    cmd = [sys.executable, "-m", "lowres_ocr.train.launch", "--nproc-per-node", str(nproc), "--standalone", "-m",
            "lowres_ocr.train", "--config", config, "--output-dir", str(out)]
     for s in sets:
         cmd += ["--set", s]

@@ -16,10 +16,12 @@ def torchrun_command(config: str, nproc_per_node: int, nnodes: int = 1, node_ran
                      master: Optional[str] = None, overrides: Optional[list[str]] = None, output_dir: Optional[str] = None) -> list[str]:
     """The torchrun argv used locally and inside PyTorchJob / TrainJob pods.
 
-    Single node → ``--standalone``; several nodes → rendezvous at ``master`` (host:port) or, when the operator
-    set them, the PET_* / MASTER_ADDR environment that torchrun reads itself.
+    Single node → ``--standalone`` through :mod:`lowres_ocr.train.launch` (torchrun with its stores on 127.0.0.1);
+    several nodes → plain torchrun, rendezvous at ``master`` (host:port) or, when the operator set them, the PET_* /
+    MASTER_ADDR environment that torchrun reads itself.
     """
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc_per_node)]
+    launcher = "lowres_ocr.train.launch" if nnodes == 1 else "torch.distributed.run"
+    cmd = [sys.executable, "-m", launcher, "--nproc-per-node", str(nproc_per_node)]
     if nnodes == 1:
         cmd.append("--standalone")
     else:

@@ -34,7 +34,7 @@ def _env() -> dict[str, str]:
 def _torchrun(out: Path, pairs: Path, words: Path, steps: int, restarts: int) -> list[str]:
     sets = [f"data.train=[{{path: {pairs}, weight: 0.7}}, {{path: {words}, weight: 0.3, degrade: express}}]",
             f"train.steps={steps}", "train.checkpoint_every=3", "train.val_every=0", "train.log_every=1"]
-    return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--standalone",
+    return [sys.executable, "-m", "lowres_ocr.train.launch", "--nproc-per-node", "2", "--standalone",
             "--max-restarts", str(restarts), "--monitor-interval", "0.2", "-m", "lowres_ocr.train", "--config", "small",
             "--output-dir", str(out), *[a for s in sets for a in ("--set", s)]]
 
@@ -51,8 +51,7 @@ def _state_digest(path: Path) -> str:
 
 def _rank_pids(launcher: psutil.Process) -> list[int]:
     """The worker processes torchrun started (the ones running lowres_ocr.train)."""
-    return [p.pid for p in launcher.children(recursive=True)
-            if any("lowres_ocr.train" in part for part in p.cmdline())]
+    return [p.pid for p in launcher.children(recursive=True) if "lowres_ocr.train" in p.cmdline()]
 
 
 def _kill_one_rank_after_checkpoint(proc: subprocess.Popen, out: Path, deadline: float) -> tuple[int, int]:

@@ -38,7 +38,7 @@ def _env() -> dict[str, str]:
 
 def test_torchrun_two_processes_identical_weights(tmp_path, real_pairs_dir, real_words_dir):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--standalone", "-m", "lowres_ocr.train",
+    cmd = [sys.executable, "-m", "lowres_ocr.train.launch", "--nproc-per-node", "2", "--standalone", "-m", "lowres_ocr.train",
            "--config", "small", "--output-dir", str(out), *_overrides(real_pairs_dir, real_words_dir, train__steps=6)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -145,8 +145,9 @@ def test_config_presets_and_overrides():
 def test_torchrun_command_topologies():
     single = torchrun_command("default", 2)
     assert "--standalone" in single and single[single.index("--nproc-per-node") + 1] == "2"
+    assert single[single.index("-m") + 1] == "lowres_ocr.train.launch"  # its stores listen on 127.0.0.1 only
     multi = torchrun_command("gpu", 8, nnodes=2, node_rank=1, master="trainer-0:29500", overrides=["train.steps=5"])
-    assert "--standalone" not in multi
+    assert "--standalone" not in multi and multi[multi.index("-m") + 1] == "torch.distributed.run"
     assert multi[multi.index("--rdzv-endpoint") + 1] == "trainer-0:29500"
     assert ["--set", "train.steps=5"] == multi[multi.index("--set"):multi.index("--set") + 2]
 
