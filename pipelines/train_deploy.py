@@ -87,7 +87,7 @@ def train_deploy(
     storage_uri: str = "s3://lowres-ocr/triton",
     namespace: str = "lowres-ocr",
     image: str = PROJECT_IMAGE,
-    triton_image: str = "nvcr.io/nvidia/tritonserver:24.10-py3",
+    triton_image: str = "ghcr.io/lowres-ocr/lowres-ocr-triton:0.1.0",
 ) -> NamedTuple("Outputs", [("data", dsl.Dataset), ("lmdb", dsl.Dataset), ("model", dsl.Model), ("report", dsl.HTML),
                             ("predictions", dsl.Dataset), ("metrics", dsl.Metrics),
                                      ("deploy_model", dsl.Model)]):

@@ -13,7 +13,7 @@ def deploy_triton(
     storage_uri: str = "",
     namespace: str = "lowres-ocr",
     gpus: int = 0,
-    triton_image: str = "nvcr.io/nvidia/tritonserver:24.10-py3",
+    triton_image: str = "ghcr.io/lowres-ocr/lowres-ocr-triton:0.1.0",
 ) -> NamedTuple("Endpoint", [("http_url", str), ("grpc_url", str)]):
     """local: start tritonserver detached (pid/ports in ``endpoint``); kubernetes / kserve: apply and wait for ready."""
     import json

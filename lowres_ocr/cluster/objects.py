@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 GPU_RESOURCE = "nvidia.com/gpu"
-TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:24.10-py3"  # Triton 2.51, the release of the local server
+#: Dockerfile.triton: NGC Triton 24.10 (2.51, the release of the local server) + the python models' imports
+TRITON_IMAGE = "ghcr.io/lowres-ocr/lowres-ocr-triton:0.1.0"
 TRITON_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
 APP_LABEL = "app.kubernetes.io/name"
 PART_OF = {"app.kubernetes.io/part-of": "lowres-ocr"}
@@ -324,17 +325,19 @@ def triton_service(t: TritonDeployment) -> dict[str, Any]:
     }
 
 
-def inference_service(t: TritonDeployment, storage_uri: str, runtime_version: str = "24.10-py3") -> dict[str, Any]:
+def inference_service(t: TritonDeployment, storage_uri: str) -> dict[str, Any]:
     """KServe InferenceService serving the model repository with the Triton runtime (KServe v2 protocol).
 
     The runtime's own args are kept (a model ``args`` list would replace them); Triton's model control mode
-    defaults to none. KServe adds its storage-initializer container, configured by KServe, not here.
+    defaults to none. ``image`` replaces the runtime's stock Triton image by ``t.image`` (Dockerfile.triton: the
+    python models' imports); no ``runtimeVersion``, which would retag that image. KServe adds its
+    storage-initializer container, configured by KServe, not here.
     """
     p = t.placement
     model: dict[str, Any] = {
         "modelFormat": {"name": "triton"},
         "protocolVersion": "v2",
-        "runtimeVersion": runtime_version,
+        "image": t.image,
         "storageUri": storage_uri,
         "env": _scratch_env(),
         "resources": _resources(t.cpu, t.memory, t.gpus),
