@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -145,7 +147,7 @@ BATCH_DELAY_US = 5_000_000
 
 
 @pytest.fixture(scope="module")
-def batching_server(page_repo):
+def batching_server(page_repo: Path) -> Iterator[Any]:
     """A second server from the same ONNX export: 4 page instances, the recognizer's batcher waits up to 5 s."""
     from lowres_ocr.page.serving import PageOptions
     from lowres_ocr.serving.configs import Scheduling
@@ -160,7 +162,7 @@ def batching_server(page_repo):
     assert server.returncode == 0, "tritonserver did not exit cleanly"
 
 
-def _recognizer_stats(url: str) -> dict:
+def _recognizer_stats(url: str) -> dict[str, Any]:
     import tritonclient.http as httpclient
 
     client = httpclient.InferenceServerClient(url)
@@ -170,7 +172,7 @@ def _recognizer_stats(url: str) -> dict:
         client.close()
 
 
-def test_concurrent_pages_share_recognizer_batches(batching_server, express_sheet):
+def test_concurrent_pages_share_recognizer_batches(batching_server: Any, express_sheet: tuple[Path, list]) -> None:
     """8 express sheets at once: the recognizer runs fewer batches than it got requests, some larger than a page.
 
     Why it holds: each page model instance sends all of its page's crops as one recognizer request (6 lines
