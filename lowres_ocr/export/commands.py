@@ -1,4 +1,4 @@
-"""``lowres-ocr export onnx|tensorrt``: leave PyTorch, check the result, exit non-zero when it does not hold.
+"""``lowres-ocr export onnx|tensorrt|release``: leave PyTorch, check the result, exit non-zero when it does not hold.
 
 Exit codes: 0 ok; 1 parity/consistency check failed or bad input; 69 (EXIT_SKIPPED) TensorRT or a GPU is
 missing, so the TensorRT step is skipped.
@@ -75,3 +75,22 @@ def tensorrt_command(
     typer.echo(check.summary())
     if not check.passed:
         raise typer.Exit(1)
+
+
+@app.command("release")
+def release_command(
+    checkpoint: Path = typer.Argument(..., exists=True, dir_okay=False, help="a run's checkpoint, chosen on validation"),
+    out: Path = typer.Option(Path("model/lowres_ocr.pt"), "--out", help="the released model"),
+    command: str = typer.Option(..., "--command", help="the training command that made the checkpoint"),
+    note: str = typer.Option("", "--note", help="why this checkpoint (e.g. its validation accuracy)"),
+) -> None:
+    """Release a checkpoint: drop optimizer / scheduler / RNG state, record provenance, check it loads."""
+    from lowres_ocr.export.release import release_checkpoint
+
+    try:
+        info = release_checkpoint(checkpoint, out, {"command": command, "note": note})
+    except (ValueError, OSError) as err:
+        typer.echo(f"release FAIL: {err}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"released {out} ({out.stat().st_size / 1e6:.1f} MB): step {info.get('step')}, "
+               f"validation {info.get('val')}, charset {'ASCII' if info.get('charset_symbols') is None else 'ppocr'}")

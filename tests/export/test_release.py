@@ -1,0 +1,45 @@
+"""``lowres-ocr export release``: a run's checkpoint without training state, with provenance, that loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from typer.testing import CliRunner
+
+from lowres_ocr.cli import app
+from lowres_ocr.network import build_model, load_model, save_checkpoint, tiny_config
+
+
+def _run_checkpoint(path: Path) -> Path:
+    torch.manual_seed(0)
+    model = build_model(tiny_config()).eval()
+    optimizer = torch.optim.AdamW(model.parameters())
+    save_checkpoint(path, model, {"optimizer": optimizer.state_dict(), "scheduler": {"last_epoch": 7}, "rng": {"x": 1},
+                                  "best": 0.5, "step": 7, "val": {"val_accuracy": 0.5}})
+    return path
+
+
+def test_release_drops_training_state_and_keeps_the_weights(tmp_path):
+    ckpt = _run_checkpoint(tmp_path / "best.pt")
+    out = tmp_path / "model" / "released.pt"
+    result = CliRunner().invoke(app, ["export", "release", str(ckpt), "--out", str(out), "--command", "lowres-ocr train x",
+                                      "--note", "best on validation"])
+    assert result.exit_code == 0, result.output
+    assert "step 7" in result.output
+    released = torch.load(out, weights_only=False)
+    assert not {"optimizer", "scheduler", "rng", "best"} & set(released)
+    assert released["provenance"] == {"checkpoint": str(ckpt), "step": 7, "command": "lowres-ocr train x",
+                                      "note": "best on validation"}
+    assert released["val"] == {"val_accuracy": 0.5}
+    a, b = load_model(ckpt)[0].state_dict(), load_model(out)[0].state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_release_of_a_broken_checkpoint_writes_nothing(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    out = tmp_path / "released.pt"
+    result = CliRunner().invoke(app, ["export", "release", str(bad), "--out", str(out), "--command", "x"])
+    assert result.exit_code == 1 and not out.exists()
+    assert f"release FAIL: checkpoint {bad} cannot be read" in result.output
