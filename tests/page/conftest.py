@@ -60,6 +60,24 @@ def express_sheet(tmp_path_factory) -> tuple[Path, list[tuple[str, bool, tuple[f
     return path, lines
 
 
+def shipped_reads_chinese() -> bool:
+    """Whether the shipped model's charset has CJK characters (``charset: ppocr``) or is the 94-char ASCII head."""
+    from lowres_ocr.network import load_model
+
+    return "张" in load_model(WEIGHTS)[0].charset.symbols
+
+
+def readable_lines(lines: list[tuple[str, bool, tuple[float, float]]], chinese: bool) -> list[str]:
+    """The sheet's lines the shipped model is expected to read, spaces removed (the ASCII head has no space and no
+    CJK class: it reads the English lines only; a CJK charset reads every line)."""
+    return [text.replace(" ", "") for text, zh, _ in lines if chinese or not zh]
+
+
+def read_lines(texts: list[str]) -> list[str]:
+    """Non-empty read texts, spaces removed (compared with :func:`readable_lines`)."""
+    return [t.replace(" ", "") for t in texts if t.strip()]
+
+
 @pytest.fixture(scope="session")
 def page_reader():
     """The shipped recognizer with the rapidocr detector (skips when either is missing)."""

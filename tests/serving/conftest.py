@@ -53,10 +53,10 @@ def served_model(tmp_path_factory: pytest.TempPathFactory) -> ServedModel:
     name, model = _build_model()
     onnx_path = export_onnx(model, tmp_path_factory.mktemp("served") / "model.onnx", config=model.config)
     crops = list(iter_crops(REAL_CROPS))
-    lr = np.stack([image_bytes_to_input(data, name=n) for n, data in crops])
+    lr = np.stack([image_bytes_to_input(data, name=n, geometry=model.geometry) for n, data in crops])
     with torch.no_grad():
         probs = torch.cat([model.infer(torch.from_numpy(lr[i : i + 64]))[0] for i in range(0, len(lr), 64)]).numpy()
-    decoded = decode(probs, model.decoder)
+    decoded = decode(probs, model.decoder, model.charset)
     return ServedModel(name, onnx_path, crops, [d.text for d in decoded], np.array([d.confidence for d in decoded]))
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from lowres_ocr.core.geometry import lr_input
+from lowres_ocr.core.geometry import Geometry, lr_input
 from lowres_ocr.core.images import decode_image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,10 +36,21 @@ def crop_set(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
     return folder, buf.getvalue()
 
 
-def _batcher_input(path: Path) -> np.ndarray:
+@pytest.fixture(scope="module")
+def geometry() -> Geometry:
+    """The released model's input geometry: the evaluator and the served ``preprocess`` model use it."""
+    from lowres_ocr.network import load_model
+
+    if not RELEASED.is_file():
+        pytest.skip(f"{RELEASED} not present")
+    return load_model(RELEASED)[0].geometry
+
+
+def _batcher_input(path: Path, geometry: Geometry) -> np.ndarray:
     from lowres_ocr.train.batches import SampleSource, StepBatches
 
-    batches = StepBatches([SampleSource(path)], [1.0], batch_size=1, seed=0, real_lr_share=1.0, hr_share=0.0)
+    batches = StepBatches([SampleSource(path)], [1.0], batch_size=1, seed=0, real_lr_share=1.0, hr_share=0.0,
+                          geometry=geometry)
     return batches[0]["lr"][0].numpy()
 
 
@@ -64,22 +75,22 @@ def _served_input(url: str, data: bytes) -> np.ndarray:
     return client.infer("preprocess", [inp]).as_numpy("lr")[0]
 
 
-def test_one_crop_gives_one_tensor_in_every_stage(crop_set, triton, tmp_path: Path) -> None:
+def test_one_crop_gives_one_tensor_in_every_stage(crop_set, geometry, triton, tmp_path: Path) -> None:
     from lowres_ocr.data.build import BuildOptions, build_lmdb
     from lowres_ocr.export.parity import load_crops
 
     folder, data = crop_set
-    expected = lr_input(decode_image(data))
+    expected = lr_input(decode_image(data), geometry)
     assert expected.shape[0] == 3 and Image.open(io.BytesIO(data)).mode == "L"
     lmdb_set = tmp_path / "one_crop_lmdb"
     assert build_lmdb([folder], lmdb_set, BuildOptions()).kept == 1
 
     tensors = {
-        "training batcher (folder)": _batcher_input(folder),
-        "training batcher (LMDB)": _batcher_input(lmdb_set),
+        "training batcher (folder)": _batcher_input(folder, geometry),
+        "training batcher (LMDB)": _batcher_input(lmdb_set, geometry),
         "evaluator": _evaluator_input(folder),
-        "ONNX parity (folder)": load_crops(folder, 1)[1][0],
-        "ONNX parity (LMDB)": load_crops(lmdb_set, 1)[1][0],
+        "ONNX parity (folder)": load_crops(folder, 1, geometry)[1][0],
+        "ONNX parity (LMDB)": load_crops(lmdb_set, 1, geometry)[1][0],
         "Triton preprocess over HTTP": _served_input(triton.http_url, data),
     }
     for stage, tensor in tensors.items():
