@@ -37,11 +37,16 @@ def rapidocr_reader() -> Reader:
     engine = RapidOCR(params={"Global.log_level": "error"})
 
     def read(rgb: np.ndarray) -> list[Box]:
-        result = engine(np.ascontiguousarray(rgb[:, :, ::-1]), return_word_box=True)
-        lines = getattr(result, "word_results", None) or ()
-        return [Box(np.asarray(box, dtype=np.float64), str(text)) for line in lines for text, _, box in line
-                if str(text).strip()]
+        return rapidocr_word_boxes(engine(np.ascontiguousarray(rgb[:, :, ::-1]), return_word_box=True))
     return read
+
+
+def rapidocr_word_boxes(result: Any) -> list[Box]:
+    """The word boxes of a rapidocr result: ``word_results`` holds per line ``(text, score, box)`` words; a line
+    whose words rapidocr could not place holds empty entries, which carry nothing to score and are left out."""
+    lines = getattr(result, "word_results", None) or ()
+    return [Box(np.asarray(word[2], dtype=np.float64), str(word[0])) for line in lines for word in line
+            if len(word) == 3 and str(word[0]).strip()]
 
 
 def _gallery(out: Path, name: str, rgb: np.ndarray, boxes: list[Box]) -> str:

@@ -124,3 +124,17 @@ def test_annotated_real_image_shows_in_the_html_report(tmp_path: Path) -> None:
     shown = shot[y:y + size[1], x:x + size[0]]
     assert _box_pixels(shown) >= 50 + _box_pixels(small_plain), (_box_pixels(shown), _box_pixels(small_plain))
     assert np.abs(shown.astype(int) - small).mean() < np.abs(shown.astype(int) - small_plain).mean()
+
+
+def test_rapidocr_word_boxes_skip_empty_entries():
+    """rapidocr leaves an empty entry for a line whose words it could not place (seen on ic15_e2e_test)."""
+    from types import SimpleNamespace
+
+    from lowres_ocr.evaluation.end_to_end_run import rapidocr_word_boxes
+
+    box = [[0, 0], [40, 0], [40, 10], [0, 10]]
+    result = SimpleNamespace(word_results=(((("SALE", 0.9, box)),), ((),), (("  ", 0.5, box), ("DOWN", 0.8, box))))
+    words = rapidocr_word_boxes(result)
+    assert [w.text for w in words] == ["SALE", "DOWN"]
+    np.testing.assert_array_equal(words[0].points, np.asarray(box, dtype=np.float64))
+    assert rapidocr_word_boxes(SimpleNamespace(word_results=None)) == []

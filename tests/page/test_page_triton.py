@@ -75,15 +75,15 @@ def test_served_lines_equal_in_process(page_server, page_reader, express_sheet, 
     np.testing.assert_allclose([r.confidence for r in served], [r.confidence for r in expected], atol=2e-3)
 
 
-def _png(size: tuple[int, int]) -> bytes:
+def _png(size: tuple[int, int], mode: str = "RGB") -> bytes:
     buf = io.BytesIO()
-    Image.new("RGB", size, (250, 250, 250)).save(buf, "PNG")
+    Image.new(mode, size, 250 if mode == "L" else (250, 250, 250)).save(buf, "PNG")
     return buf.getvalue()
 
 
 def test_concurrent_pages_and_bad_images(page_server, express_sheet):
     sheet = express_sheet[0].read_bytes()
-    pages = [sheet, _png((300, 200)), sheet, b"not an image", sheet, _png((1, 1))]
+    pages = [sheet, _png((300, 200)), sheet, b"not an image", sheet, _png((1, 1)), _png((10000, 10000), "L"), sheet]
 
     def ask(data: bytes):
         with PageClient(page_server.http_url) as client:
@@ -98,6 +98,8 @@ def test_concurrent_pages_and_bad_images(page_server, express_sheet):
     assert answers[1] == []  # no text
     assert answers[3][0] == "400" and "not a decodable image" in answers[3][1]
     assert answers[5][0] == "400" and "smaller than" in answers[5][1]
+    assert answers[6][0] == "400" and "10000x10000 px exceeds the limits" in answers[6][1]
+    assert answers[7] == answers[0]  # and the next page is read as before
     with PageClient(page_server.grpc_url, "grpc") as client, pytest.raises(InferenceServerException) as err:
         client.read(sheet[: len(sheet) // 2])
     assert "INVALID_ARGUMENT" in str(err.value.status())

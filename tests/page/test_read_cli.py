@@ -91,14 +91,16 @@ def test_bad_inputs_name_the_file_and_the_others_are_still_read(express_sheet, t
     (bad / "cut.png").write_bytes(png[: len(png) // 2])
     Image.new("RGB", (1, 1), "white").save(bad / "dot.png")
     Image.new("RGB", (320, 200), (250, 250, 250)).save(bad / "blank.png")
+    Image.new("L", (10000, 10000), 255).save(bad / "huge.png")  # a real 10000x10000 PNG (100 kB: one colour)
     out = tmp_path / "out"
-    names = ["notes.png", "cut.png", "dot.png", "blank.png"]
+    names = ["notes.png", "cut.png", "dot.png", "huge.png", "blank.png"]
     result = _read(*[str(bad / n) for n in names], "--out", str(out))
     assert result.exit_code == 1
     errors = result.stderr if hasattr(result, "stderr") else result.output
     assert f"{bad / 'notes.png'}: not a decodable image" in errors
     assert f"{bad / 'cut.png'}: not a decodable image" in errors
     assert f"{bad / 'dot.png'}: image of 1x1 px is smaller than" in errors
+    assert f"{bad / 'huge.png'}: image of 10000x10000 px exceeds the limits" in errors
     assert json.loads((out / "blank.json").read_text()) == []  # no text: an empty result
     assert (out / "blank.png").is_file()
     assert not (out / "notes.json").exists()
