@@ -7,6 +7,7 @@ missing, so the TensorRT step is skipped.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -35,10 +36,7 @@ def onnx_command(
     if len(names) < parity_count:
         typer.echo(f"parity FAIL: only {len(names)} crops in {parity_data}, {parity_count} asked for", err=True)
         raise typer.Exit(1)
-    result = parity.check_parity(model, path, names, lr)
-    typer.echo(result.summary())
-    if not result.passed:
-        raise typer.Exit(1)
+    _echo_check(parity.check_parity(model, path, names, lr))
 
 
 @app.command("tensorrt")
@@ -71,7 +69,11 @@ def tensorrt_command(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(plan)
     typer.echo(f"wrote {out} ({len(plan) / 1e6:.2f} MB), TensorRT {trt.__version__}, profile {settings.profile}, fp16={fp16}")
-    check = tensorrt.check_engine(trt, plan, onnx_path, settings)
+    _echo_check(tensorrt.check_engine(trt, plan, onnx_path, settings))
+
+
+def _echo_check(check: Any) -> None:
+    """Print a parity check's summary; exit 1 when it failed."""
     typer.echo(check.summary())
     if not check.passed:
         raise typer.Exit(1)
