@@ -85,12 +85,17 @@ def release_command(
     out: Path = typer.Option(Path("model/lowres_ocr.pt"), "--out", help="the released model"),
     command: str = typer.Option(..., "--command", help="the training command that made the checkpoint"),
     note: str = typer.Option("", "--note", help="why this checkpoint (e.g. its validation accuracy)"),
+    snapshot: bool = typer.Option(False, "--snapshot", help="keep the training state but the optimizer's moments: "
+                                  "a run continues from it with --set resume_from=OUT (needs --out)"),
 ) -> None:
     """Release a checkpoint: drop optimizer / scheduler / RNG state, record provenance, check it loads."""
     from lowres_ocr.export.release import release_checkpoint
 
+    if snapshot and out == Path("model/lowres_ocr.pt"):
+        typer.echo("release FAIL: --snapshot writes a training snapshot, not the released model: give --out", err=True)
+        raise typer.Exit(2)
     try:
-        info = release_checkpoint(checkpoint, out, {"command": command, "note": note})
+        info = release_checkpoint(checkpoint, out, {"command": command, "note": note}, snapshot=snapshot)
     except (ValueError, OSError) as err:
         typer.echo(f"release FAIL: {err}", err=True)
         raise typer.Exit(1) from None

@@ -15,13 +15,20 @@ from lowres_ocr.network.model import load_checkpoint, load_model
 
 #: Training state that a released model does not carry.
 TRAINING_STATE = ("optimizer", "scheduler", "rng", "best")
+#: What a snapshot leaves out: the optimizer's moments (two thirds of a checkpoint); a run that continues from the
+#: snapshot (config ``resume_from``) keeps its step, schedule, RNG and data position.
+SNAPSHOT_DROPS = ("optimizer",)
 
 
-def release_checkpoint(checkpoint: Path, out: Path, provenance: dict[str, Any]) -> dict[str, Any]:
+def release_checkpoint(checkpoint: Path, out: Path, provenance: dict[str, Any], snapshot: bool = False) -> dict[str, Any]:
     """Write ``out`` from ``checkpoint`` (weights, config, graph, charset, step, train config, validation) and
-    ``provenance``; the result must load with :func:`load_model`. Returns what was written, without the weights."""
+    ``provenance``; the result must load with :func:`load_model`. Returns what was written, without the weights.
+    ``snapshot`` keeps the training state but the optimizer's moments."""
     payload = load_checkpoint(checkpoint)
-    released = {k: v for k, v in payload.items() if k not in TRAINING_STATE}
+    if snapshot and "scheduler" not in payload:
+        raise ValueError(f"{checkpoint} holds no training state (step, scheduler): a snapshot needs a run's checkpoint")
+    drops = SNAPSHOT_DROPS if snapshot else TRAINING_STATE
+    released = {k: v for k, v in payload.items() if k not in drops}
     released["provenance"] = {"checkpoint": str(checkpoint), "step": payload.get("step"), **provenance}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")

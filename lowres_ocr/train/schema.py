@@ -141,6 +141,7 @@ class TrainingConfig(_Section):
     seed: int = 1
     output_dir: str
     init_from: Optional[str] = None  # a checkpoint: its weights and architecture (``model`` is then ignored)
+    resume_from: Optional[str] = None  # a training snapshot continued from when <output_dir>/last.pt does not exist
     model_changes: Optional[ModelSpec] = None  # merged over init_from's architecture
     reinit: list[Literal["recognizer"]] = []  # parts of init_from put back to their pretrained start
     model: Optional[ModelSpec] = None

@@ -191,14 +191,25 @@ class Trainer:
         last = self.out / "last.pt"
         if last.is_file():
             self._resume(last)
+        elif self.cfg.get("resume_from"):
+            self._resume(self._path(self.cfg["resume_from"]))
+
+    def _path(self, value: str) -> Path:
+        path = Path(value)
+        return path if path.is_absolute() else self.root / path
 
     def _resume(self, path: Path) -> None:
+        """Continue from ``last.pt``, or from a snapshot (``export release --snapshot``: no optimizer moments, which
+        then start afresh; its best validation counts only while ``best.pt`` is in the output folder)."""
         payload = load_checkpoint(path, self.device)
+        if "scheduler" not in payload:
+            raise ValueError(f"{path}: no training state (step, scheduler) to resume from; use init_from for a released model")
         self.model.load_state_dict(payload["model"])
-        self.optimizer.load_state_dict(payload["optimizer"])
+        if "optimizer" in payload:
+            self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
         self.step = int(payload["step"])
-        self.best = float(payload.get("best", -1.0))
+        self.best = float(payload.get("best", -1.0)) if (self.out / "best.pt").is_file() else -1.0
         rng = payload.get("rng") or {}
         if "torch" in rng:
             torch.set_rng_state(rng["torch"].cpu())

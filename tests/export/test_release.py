@@ -43,3 +43,20 @@ def test_release_of_a_broken_checkpoint_writes_nothing(tmp_path):
     result = CliRunner().invoke(app, ["export", "release", str(bad), "--out", str(out), "--command", "x"])
     assert result.exit_code == 1 and not out.exists()
     assert f"release FAIL: checkpoint {bad} cannot be read" in result.output
+
+
+def test_snapshot_keeps_the_training_state_but_the_optimizer(tmp_path):
+    ckpt = _run_checkpoint(tmp_path / "last.pt")
+    out = tmp_path / "snapshot.pt"
+    runner = CliRunner()
+    refused = runner.invoke(app, ["export", "release", str(ckpt), "--snapshot", "--command", "x"])
+    assert refused.exit_code == 2 and "give --out" in refused.output
+    result = runner.invoke(app, ["export", "release", str(ckpt), "--snapshot", "--out", str(out), "--command", "x"])
+    assert result.exit_code == 0, result.output
+    snap = torch.load(out, weights_only=False)
+    assert "optimizer" not in snap
+    assert snap["scheduler"] == {"last_epoch": 7} and snap["rng"] == {"x": 1} and snap["best"] == 0.5 and snap["step"] == 7
+    released = tmp_path / "released.pt"
+    assert runner.invoke(app, ["export", "release", str(ckpt), "--out", str(released), "--command", "x"]).exit_code == 0
+    again = runner.invoke(app, ["export", "release", str(released), "--snapshot", "--out", str(tmp_path / "s2.pt"), "--command", "x"])
+    assert again.exit_code == 1 and "holds no training state" in again.output

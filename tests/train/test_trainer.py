@@ -264,3 +264,50 @@ def test_reinit_without_init_from_is_refused(tmp_path):
     with pytest.raises(ValueError, match="reinit needs init_from"):
         Trainer(load_config("small", [f"output_dir={tmp_path / 'run'}", "reinit=[recognizer]"]))
     assert not (tmp_path / "run").exists()  # refused before anything was set up
+
+
+def test_resume_from_a_snapshot_continues_the_step_and_schedule(tmp_path, real_pairs_dir, real_words_dir):
+    """A run folder lost with its machine: the next run continues from the committed snapshot (no optimizer moments)
+    at the snapshot's step and data position, with the schedule of the full run."""
+    first = tmp_path / "first"
+    base = [sys.executable, "-m", "lowres_ocr.train", "--config", "small"]
+    sets = _overrides(real_pairs_dir, real_words_dir, train__steps=8, train__checkpoint_every=4, train__val_every=0,
+                      train__warmup_steps=0)
+    short = [*sets, "--set", "train.steps=4"]
+    assert subprocess.run([*base, "--output-dir", str(first), *short], capture_output=True, timeout=300, env=_env()).returncode == 0
+    snapshot = tmp_path / "snapshot.pt"
+    from typer.testing import CliRunner
+
+    from lowres_ocr.cli import app
+    result = CliRunner().invoke(app, ["export", "release", str(first / "last.pt"), "--snapshot", "--out", str(snapshot),
+                                      "--command", "test"])
+    assert result.exit_code == 0, result.output
+    assert "optimizer" not in torch.load(snapshot, weights_only=False)
+
+    full = tmp_path / "full"  # the usual resume: the whole last.pt in the output folder
+    full.mkdir()
+    (full / "last.pt").write_bytes((first / "last.pt").read_bytes())
+    from_snapshot = tmp_path / "from_snapshot"
+    for out, extra in ((full, []), (from_snapshot, ["--set", f"resume_from={snapshot}"])):
+        proc = subprocess.run([*base, "--output-dir", str(out), *sets, *extra], capture_output=True, text=True, timeout=300, env=_env())
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    records = _records(from_snapshot)
+    assert [r["step"] for r in records if r.get("event") == "resume"] == [4]
+    steps = {r["step"]: r for r in records if "loss/total" in r}
+    assert sorted(steps) == [5, 6, 7, 8] and load_checkpoint(from_snapshot / "final.pt")["step"] == 8
+    usual = {r["step"]: r for r in _records(full) if "loss/total" in r}
+    # same weights and the same batch at step 5; the learning rate follows the 8-step schedule in both
+    assert steps[5]["loss/total"] == pytest.approx(usual[5]["loss/total"], rel=1e-4, abs=1e-5)
+    assert steps[5]["lr/sr"] == pytest.approx(usual[5]["lr/sr"])
+
+
+def test_resume_from_a_released_model_is_refused(tmp_path, real_pairs_dir, real_words_dir):
+    from lowres_ocr.network import build_model, save_checkpoint, tiny_config
+
+    released = tmp_path / "released.pt"
+    save_checkpoint(released, build_model(tiny_config()), {"step": 3})
+    proc = subprocess.run([sys.executable, "-m", "lowres_ocr.train", "--config", "small", "--output-dir", str(tmp_path / "run"),
+                           *_overrides(real_pairs_dir, real_words_dir, train__steps=2), "--set", f"resume_from={released}"],
+                          capture_output=True, text=True, timeout=300, env=_env())
+    assert proc.returncode != 0
+    assert f"{released}: no training state (step, scheduler) to resume from" in proc.stderr
