@@ -145,3 +145,15 @@ def test_trainer_entry_validates_too(tmp_path, capsys):
     assert main(["--config", "small", "--set", "train.stpes=5", "--output-dir", str(out)]) == 2
     assert "did you mean train.steps?" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_the_ablation_differs_from_aspect_zh_only_by_the_multi_task_terms():
+    full, plain = load_config("aspect_zh"), load_config("aspect_zh_plain")
+    assert plain["model"]["sr"]["residual_scale"] == 0.0 and full["model"]["sr"]["residual_scale"] > 0
+    assert plain["loss_weights"]["sr"] == plain["loss_weights"]["distill"] == 0.0
+    assert full["loss_weights"]["sr"] > 0 and full["loss_weights"]["distill"] > 0
+    assert plain["train"]["freeze"] == ["sr", "projection"]
+    for cfg in (full, plain):  # everything else equal: data, steps, batch, learning rates, geometry, charset
+        cfg["model"]["sr"].pop("residual_scale"), cfg["loss_weights"].pop("sr"), cfg["loss_weights"].pop("distill")
+        cfg["train"].pop("freeze"), cfg.pop("output_dir")
+    assert plain == full
