@@ -31,22 +31,43 @@ def our_reader(weights: Path) -> tuple[Reader, Any]:
 
 
 def rapidocr_reader() -> Reader:
-    """rapidocr's full pipeline (its detector, direction classifier and recognizer) with its word boxes."""
+    """rapidocr's full pipeline (its detector, direction classifier and recognizer) with its word boxes.
+
+    ``read.notes["images_with_line_boxes"]`` counts the images where rapidocr placed no word boxes (it skips that
+    step for the whole image when one line's recognizer output has no word information); their line boxes are scored.
+    """
     from rapidocr import RapidOCR
 
     engine = RapidOCR(params={"Global.log_level": "error"})
+    notes = {"images_with_line_boxes": 0}
 
     def read(rgb: np.ndarray) -> list[Box]:
-        return rapidocr_word_boxes(engine(np.ascontiguousarray(rgb[:, :, ::-1]), return_word_box=True))
+        boxes, placed = rapidocr_word_boxes(engine(np.ascontiguousarray(rgb[:, :, ::-1]), return_word_box=True))
+        notes["images_with_line_boxes"] += not placed
+        return boxes
+    read.notes = notes  # type: ignore[attr-defined]
     return read
 
 
-def rapidocr_word_boxes(result: Any) -> list[Box]:
-    """The word boxes of a rapidocr result: ``word_results`` holds per line ``(text, score, box)`` words; a line
-    whose words rapidocr could not place holds empty entries, which carry nothing to score and are left out."""
+def _placed_word(word: Any) -> bool:
+    return (isinstance(word, (list, tuple)) and len(word) == 3 and isinstance(word[0], str) and word[2] is not None
+            and np.asarray(word[2]).shape == (4, 2))
+
+
+def rapidocr_word_boxes(result: Any) -> tuple[list[Box], bool]:
+    """The boxes of a rapidocr result and whether they are word boxes.
+
+    Placed words are ``word_results`` = per line a sequence of ``(text, score, 4x2 box)``. An empty result (no
+    ``txts``) carries a placeholder ``(("", 1.0, None),)`` and gives no boxes; a result whose word boxes rapidocr did
+    not compute (raw recognizer word information instead) gives its line boxes (``boxes`` with ``txts``).
+    """
+    texts = getattr(result, "txts", None)
+    if not texts:
+        return [], True
     lines = getattr(result, "word_results", None) or ()
-    return [Box(np.asarray(word[2], dtype=np.float64), str(word[0])) for line in lines for word in line
-            if len(word) == 3 and str(word[0]).strip()]
+    if lines and all(isinstance(line, (list, tuple)) and all(_placed_word(w) for w in line) for line in lines):
+        return [Box(np.asarray(w[2], dtype=np.float64), w[0]) for line in lines for w in line if w[0].strip()], True
+    return [Box(np.asarray(b, dtype=np.float64), str(t)) for b, t in zip(result.boxes, texts) if str(t).strip()], False
 
 
 def _gallery(out: Path, name: str, rgb: np.ndarray, boxes: list[Box]) -> str:
@@ -80,8 +101,8 @@ def evaluate_end_to_end(folder: Path, readers: dict[str, Reader], out: Path, lim
                 shown.append({"image": image.name, "reader": name, "png": _gallery(out, f"{image.stem}_{name}", rgb, boxes)})
     report = {"set": str(folder), "protocol": "ICDAR 2015 end to end (generic): IoU > 0.5, case-insensitive, "
               "### and words under 3 characters don't care",
-              "readers": {name: {**t.summary(), "pages_per_s": len(pairs) / seconds[name] if seconds[name] else 0.0}
-                          for name, t in tallies.items()},
+              "readers": {name: {**t.summary(), "pages_per_s": len(pairs) / seconds[name] if seconds[name] else 0.0,
+                                 **getattr(readers[name], "notes", {})} for name, t in tallies.items()},
               "per_image": {name: t.per_image for name, t in tallies.items()}, "gallery": shown}
     out.mkdir(parents=True, exist_ok=True)
     (out / "e2e_report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")

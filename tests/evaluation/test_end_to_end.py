@@ -126,15 +126,25 @@ def test_annotated_real_image_shows_in_the_html_report(tmp_path: Path) -> None:
     assert np.abs(shown.astype(int) - small).mean() < np.abs(shown.astype(int) - small_plain).mean()
 
 
-def test_rapidocr_word_boxes_skip_empty_entries():
-    """rapidocr leaves an empty entry for a line whose words it could not place (seen on ic15_e2e_test)."""
+def test_rapidocr_word_boxes_from_each_kind_of_rapidocr_result():
+    """Placed words; rapidocr's empty result (a placeholder word); raw word information where rapidocr placed no
+    word boxes for the image (its line boxes are scored then). The last two crashed the 500-image run."""
     from types import SimpleNamespace
+
+    from rapidocr.utils.output import RapidOCROutput
 
     from lowres_ocr.evaluation.end_to_end_run import rapidocr_word_boxes
 
     box = [[0, 0], [40, 0], [40, 10], [0, 10]]
-    result = SimpleNamespace(word_results=(((("SALE", 0.9, box)),), ((),), (("  ", 0.5, box), ("DOWN", 0.8, box))))
-    words = rapidocr_word_boxes(result)
-    assert [w.text for w in words] == ["SALE", "DOWN"]
+    line_box = np.asarray([[0, 0], [90, 0], [90, 10], [0, 10]], dtype=np.float32)
+    placed = SimpleNamespace(txts=("SALE DOWN",), boxes=np.asarray([line_box]),
+                             word_results=((("SALE", 0.9, box), ("  ", 0.5, box), ("DOWN", 0.8, box)),))
+    words, were_words = rapidocr_word_boxes(placed)
+    assert were_words and [w.text for w in words] == ["SALE", "DOWN"]
     np.testing.assert_array_equal(words[0].points, np.asarray(box, dtype=np.float64))
-    assert rapidocr_word_boxes(SimpleNamespace(word_results=None)) == []
+    assert rapidocr_word_boxes(RapidOCROutput()) == ([], True)  # nothing read: word_results is (("", 1.0, None),)
+    raw = SimpleNamespace(txts=("EXIT", ""), boxes=np.asarray([line_box, line_box]),
+                          word_results=((["E", "X"], [[1], [2]], ["en", "en"]), ([], [], [])))
+    lines, were_words = rapidocr_word_boxes(raw)
+    assert not were_words and [b.text for b in lines] == ["EXIT"]
+    np.testing.assert_array_equal(lines[0].points, line_box)
