@@ -82,16 +82,23 @@ def _gallery(out: Path, name: str, rgb: np.ndarray, boxes: list[Box]) -> str:
 
 def evaluate_end_to_end(folder: Path, readers: dict[str, Reader], out: Path, limit: int = 0,
                         gallery: int = 4) -> dict[str, Any]:
-    """Every reader on every image of ``folder``; returns the report (also written to ``out/e2e_report.json``)."""
-    from lowres_ocr.core.images import decode_image
+    """Every reader on every image of ``folder``; returns the report (also written to ``out/e2e_report.json``).
+
+    An image that cannot be decoded is left out of the scores and named with the reason under ``unreadable``."""
+    from lowres_ocr.core.images import BadImageError, decode_image
 
     pairs = image_pairs(folder, limit)
     tallies = {name: Tally() for name in readers}
     seconds = dict.fromkeys(readers, 0.0)
     shown: list[dict[str, str]] = []
+    unreadable: dict[str, str] = {}
     for index, (image, gt_path) in enumerate(pairs):
         ground_truth = read_ground_truth(gt_path)
-        rgb = np.asarray(decode_image(image), dtype=np.uint8)
+        try:
+            rgb = np.asarray(decode_image(image), dtype=np.uint8)
+        except BadImageError as err:
+            unreadable[image.name] = str(err)
+            continue
         for name, read in readers.items():
             t0 = time.perf_counter()
             boxes = read(rgb)
@@ -103,7 +110,7 @@ def evaluate_end_to_end(folder: Path, readers: dict[str, Reader], out: Path, lim
               "### and words under 3 characters don't care",
               "readers": {name: {**t.summary(), "pages_per_s": len(pairs) / seconds[name] if seconds[name] else 0.0,
                                  **getattr(readers[name], "notes", {})} for name, t in tallies.items()},
-              "per_image": {name: t.per_image for name, t in tallies.items()}, "gallery": shown}
+              "per_image": {name: t.per_image for name, t in tallies.items()}, "gallery": shown, "unreadable": unreadable}
     out.mkdir(parents=True, exist_ok=True)
     (out / "e2e_report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
     (out / "e2e_report.html").write_text(_html(report), encoding="utf-8")
@@ -150,3 +157,8 @@ def e2e_command(
         typer.echo(f"{name}: end-to-end P {e2e['precision']:.1f} R {e2e['recall']:.1f} F {e2e['f']:.1f} · detection "
                    f"P {det['precision']:.1f} R {det['recall']:.1f} F {det['f']:.1f} · {r['pages_per_s']:.2f} pages/s")
     typer.echo(f"report: {out / 'e2e_report.json'}, {out / 'e2e_report.html'}")
+    if report["unreadable"]:
+        for reason in report["unreadable"].values():
+            typer.echo(f"error: {reason}", err=True)
+        typer.echo(f"error: {len(report['unreadable'])} image(s) could not be read and are not scored", err=True)
+        raise typer.Exit(1)

@@ -82,6 +82,32 @@ def test_e2e_command_on_a_real_image(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "unknown end-to-end peer" in bad.output
 
 
+@pytest.mark.skipif(importlib.util.find_spec("rapidocr") is None, reason="the detector and the peer come from the rapidocr wheel")
+def test_e2e_scores_what_it_can_read_and_names_what_it_cannot(tmp_path: Path) -> None:
+    """A truncated image is named with its reason, a blank page (rapidocr's empty result) reads as no words, and the
+    good image is still scored: the report is written and the command exits 1."""
+    from PIL import Image
+
+    data = tmp_path / "set"
+    (data / "images").mkdir(parents=True)
+    (data / "gt").mkdir()
+    shutil.copy(FIXTURES / "img_394.jpg", data / "images")
+    shutil.copy(FIXTURES / "gt_img_394.txt", data / "gt")
+    (data / "images" / "img_1.jpg").write_bytes((FIXTURES / "img_394.jpg").read_bytes()[:3000])
+    (data / "gt" / "gt_img_1.txt").write_text("0,0,10,0,10,10,0,10,LOST\n")
+    Image.new("RGB", (320, 240), "white").save(data / "images" / "img_2.jpg")
+    (data / "gt" / "gt_img_2.txt").write_text("")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli_app, ["evaluate", "e2e", "--data", str(data), "--out", str(out), "--peers", "rapidocr"])
+    assert result.exit_code == 1, result.output
+    assert "img_1.jpg" in result.output and "1 image(s) could not be read" in result.output
+    report = json.loads((out / "e2e_report.json").read_text())
+    assert list(report["unreadable"]) == ["img_1.jpg"]
+    assert [(r["image"], r["detections"]) for r in report["per_image"]["rapidocr"]][0] == ("img_2.jpg", 0)
+    assert [r["image"] for r in report["per_image"]["rapidocr"]] == ["img_2.jpg", "img_394.jpg"]
+    assert report["readers"]["rapidocr"]["end_to_end"]["f"] > 50.0
+
+
 def _box_pixels(rgb: np.ndarray) -> int:
     """Pixels of the region-box colour (``render.BOX_COLOUR``, a saturated red), allowing for downscaling blends."""
     from lowres_ocr.page.render import BOX_COLOUR
