@@ -49,7 +49,7 @@ def app(
     weights: Path = typer.Option(DEFAULT_WEIGHTS, "--weights", dir_okay=False, help="recognizer checkpoint"),
     url: str | None = typer.Option(None, "--url", help="HOST:PORT of a Triton server with lowres_ocr_page (else in process)"),
     protocol: str = typer.Option("http", "--protocol", help="http or grpc (with --url)"),
-    limit_side: int = typer.Option(960, "--limit-side", help="longer side of the detector input, px (in process)"),
+    limit_side: int = typer.Option(736, "--limit-side", help="detector input: shorter side at least this, px (in process)"),
     box_thresh: float = typer.Option(0.5, "--box-thresh", help="minimum mean text probability of a region (in process)"),
     batch_size: int = typer.Option(64, "--batch-size", help="crops per recognizer batch (in process)"),
 ) -> None:

@@ -2,8 +2,11 @@
 
 numpy / OpenCV / pyclipper only besides ONNX Runtime, so the Triton page model can run this very file.
 
-- input: the page resized keeping its aspect so that the longer side is at most ``limit_side`` px, each side
-  rounded to a multiple of 32, BGR channel order, ``(x / 255 - 0.5) / 0.5`` (PP-OCR's detector convention);
+- input: the page resized keeping its aspect, as the rapidocr wheel feeds this detector by default: the shorter side
+  brought up to at least ``limit_side`` (736) px (``limit_type`` min; ``max``: the longer side down to at most
+  ``limit_side``); then, a cap of this project's that bounds time and memory, the longer side never over ``max_side``
+  (2000) px; each side rounded to a multiple of 32, BGR
+  channel order, ``(x / 255 - 0.5) / 0.5`` (PP-OCR's detector convention);
 - output: a text probability map [1, 1, H, W] at the input resolution;
 - post-processing (Differentiable Binarization): threshold the map, find the outer contours of the text
   regions, score each region by the mean probability inside its minimum-area rectangle, grow the rectangle
@@ -27,9 +30,11 @@ _SUBPIXEL = 16
 
 @dataclass(frozen=True)
 class DetectorSettings:
-    """Pre- and post-processing settings of the DB detector (defaults follow PP-OCR's published ones)."""
+    """Pre- and post-processing settings of the DB detector (defaults: those the rapidocr wheel uses with it)."""
 
-    limit_side: int = 960  # longer side of the detector input, px (before rounding to 32)
+    limit_side: int = 736  # px: the detector input's shorter side at least this (limit_type min), or longer side at most
+    limit_type: str = "min"  # min | max
+    max_side: int = 2000  # the detector input's longer side never over this, px
     thresh: float = 0.3  # probability above which a pixel is text
     box_thresh: float = 0.5  # minimum mean probability inside a region's rectangle
     unclip_ratio: float = 1.6  # how far a shrunk region is grown back (offset = area * ratio / perimeter)
@@ -37,8 +42,10 @@ class DetectorSettings:
     max_candidates: int = 1000  # contours looked at per page
 
     def __post_init__(self) -> None:
-        if self.limit_side < 32:
-            raise ValueError(f"limit_side must be at least 32, got {self.limit_side}")
+        if self.limit_side < 32 or self.max_side < 32:
+            raise ValueError(f"limit_side and max_side must be at least 32, got {self.limit_side}, {self.max_side}")
+        if self.limit_type not in ("min", "max"):
+            raise ValueError(f"limit_type must be 'min' or 'max', got {self.limit_type!r}")
         if not (0.0 < self.thresh < 1.0 and 0.0 <= self.box_thresh < 1.0):
             raise ValueError(f"thresh and box_thresh must lie in (0, 1): {self.thresh}, {self.box_thresh}")
         if self.unclip_ratio <= 0:
@@ -46,13 +53,16 @@ class DetectorSettings:
 
     def to_parameters(self) -> dict[str, str]:
         """The settings as string parameters (Triton config ``parameters``)."""
-        return {k: str(getattr(self, k)) for k in ("limit_side", "thresh", "box_thresh", "unclip_ratio")}
+        return {k: str(getattr(self, k)) for k in _PARAMETERS}
 
     @classmethod
     def from_parameters(cls, params: dict[str, str]) -> "DetectorSettings":
         """The inverse of ``to_parameters``; defaults where absent."""
-        casts = {"limit_side": int, "thresh": float, "box_thresh": float, "unclip_ratio": float}
-        return cls(**{k: cast(params[k]) for k, cast in casts.items() if k in params})
+        return cls(**{k: cast(params[k]) for k, cast in _PARAMETERS.items() if k in params})
+
+
+_PARAMETERS = {"limit_side": int, "limit_type": str, "max_side": int, "thresh": float, "box_thresh": float,
+               "unclip_ratio": float}
 
 
 def detector_path() -> Path:
@@ -62,18 +72,23 @@ def detector_path() -> Path:
     return rapidocr_model_path(DETECTOR_FILE)
 
 
-def input_size(width: int, height: int, limit_side: int) -> tuple[int, int]:
-    """(width, height) of the detector input: aspect kept, longer side ≤ limit, both multiples of 32 (≥ 32)."""
-    scale = min(1.0, limit_side / max(width, height))
+def input_size(width: int, height: int, settings: DetectorSettings = DetectorSettings()) -> tuple[int, int]:
+    """(width, height) of the detector input: aspect kept, scaled by ``settings`` (module docstring), both sides
+    multiples of 32 (≥ 32)."""
+    if settings.limit_type == "min":
+        scale = max(1.0, settings.limit_side / min(width, height))
+    else:
+        scale = min(1.0, settings.limit_side / max(width, height))
+    scale = min(scale, settings.max_side / max(width, height))
     return (max(32, int(round(width * scale / 32)) * 32),
             max(32, int(round(height * scale / 32)) * 32))
 
 
-def prepare(rgb: np.ndarray, limit_side: int = 960) -> np.ndarray:
+def prepare(rgb: np.ndarray, settings: DetectorSettings = DetectorSettings()) -> np.ndarray:
     """RGB uint8 [H, W, 3] page → the detector input float32 [1, 3, h, w]."""
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an RGB image [H, W, 3], got shape {rgb.shape}")
-    w, h = input_size(rgb.shape[1], rgb.shape[0], limit_side)
+    w, h = input_size(rgb.shape[1], rgb.shape[0], settings)
     resized = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR)[:, :, ::-1]  # RGB → BGR
     x = (resized.astype(np.float32) / 255.0 - 0.5) / 0.5
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
@@ -169,7 +184,7 @@ class Detector:
 
     def probability(self, rgb: np.ndarray) -> np.ndarray:
         """The text probability map [h, w] of the detector input made from ``rgb``."""
-        out = self.session.run(None, {self.input_name: prepare(rgb, self.settings.limit_side)})[0]
+        out = self.session.run(None, {self.input_name: prepare(rgb, self.settings)})[0]
         return out[0, 0]
 
     def detect(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

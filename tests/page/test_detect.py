@@ -80,14 +80,21 @@ def test_unclip_grows_by_area_ratio_over_perimeter():
 
 @pytest.mark.parametrize("size,limit,expected", [((1000, 500), 960, (960, 480)), ((100, 33), 960, (96, 32)),
                                                  ((2000, 3000), 960, (640, 960)), ((10, 10), 960, (32, 32))])
-def test_input_size_keeps_aspect_in_multiples_of_32(size, limit, expected):
-    assert input_size(*size, limit) == expected
+def test_input_size_max_keeps_aspect_in_multiples_of_32(size, limit, expected):
+    assert input_size(*size, DetectorSettings(limit_side=limit, limit_type="max")) == expected
+
+
+@pytest.mark.parametrize("size,expected", [((1280, 720), (1312, 736)), ((1000, 800), (992, 800)), ((100, 40), (1824, 736)),
+                                           ((3000, 500), (1984, 320)), ((4000, 3000), (1984, 1504))])
+def test_input_size_min_brings_the_shorter_side_up_and_caps_the_longer(size, expected):
+    """The rapidocr wheel's preprocessing for this detector (shorter side ≥ 736) and our cap (longer side ≤ 2000)."""
+    assert input_size(*size) == expected
 
 
 def test_prepare_is_bgr_scaled_to_minus_one_one():
     rgb = np.zeros((50, 70, 3), dtype=np.uint8)
     rgb[..., 0] = 255  # pure red
-    x = prepare(rgb)
+    x = prepare(rgb, DetectorSettings(limit_side=960, limit_type="max"))
     assert x.shape == (1, 3, 64, 64) and x.dtype == np.float32
     np.testing.assert_allclose(x[0, :, 10, 10], [-1.0, -1.0, 1.0])  # B, G, R
 
@@ -95,11 +102,13 @@ def test_prepare_is_bgr_scaled_to_minus_one_one():
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="limit_side"):
         DetectorSettings(limit_side=8)
+    with pytest.raises(ValueError, match="limit_type"):
+        DetectorSettings(limit_type="longer")
     with pytest.raises(ValueError, match="thresh"):
         DetectorSettings(thresh=1.5)
 
 
 def test_settings_round_trip_through_parameters():
-    settings = DetectorSettings(limit_side=640, thresh=0.25, box_thresh=0.6, unclip_ratio=1.8)
+    settings = DetectorSettings(limit_side=640, limit_type="max", max_side=1200, thresh=0.25, box_thresh=0.6, unclip_ratio=1.8)
     assert DetectorSettings.from_parameters(settings.to_parameters()) == settings
     assert DetectorSettings.from_parameters({}) == DetectorSettings()

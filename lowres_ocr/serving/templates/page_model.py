@@ -51,7 +51,7 @@ class TritonPythonModel:
     def _read(self, data):
         check_header(data, self.limits, "image")
         rgb = np.asarray(decode_image(data, "image"), dtype=np.uint8)
-        prob = _call("detector", {"x": prepare(rgb, self.settings.limit_side)}, "fetch_name_0")
+        prob = _call("detector", {"x": prepare(rgb, self.settings)}, "fetch_name_0")
         quads, _ = db_boxes(prob, (rgb.shape[1], rgb.shape[0]), self.settings)
         _, oriented, crops = ordered_crops(rgb, quads)
         points = np.asarray(oriented, dtype=np.float32).reshape(-1, 4, 2)
