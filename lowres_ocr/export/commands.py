@@ -99,5 +99,6 @@ def release_command(
     except (ValueError, OSError) as err:
         typer.echo(f"release FAIL: {err}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"released {out} ({out.stat().st_size / 1e6:.1f} MB): step {info.get('step')}, "
-               f"validation {info.get('val')}, charset {'ASCII' if info.get('charset_symbols') is None else 'ppocr'}")
+    validation = f"best validation {info.get('best')}" if snapshot else f"validation {info.get('val')}"
+    typer.echo(f"{'snapshot' if snapshot else 'released'} {out} ({out.stat().st_size / 1e6:.1f} MB): step {info.get('step')}, "
+               f"{validation}, charset {'ASCII' if info.get('charset_symbols') is None else 'ppocr'}")

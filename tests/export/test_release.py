@@ -53,6 +53,7 @@ def test_snapshot_keeps_the_training_state_but_the_optimizer(tmp_path):
     assert refused.exit_code == 2 and "give --out" in refused.output
     result = runner.invoke(app, ["export", "release", str(ckpt), "--snapshot", "--out", str(out), "--command", "x"])
     assert result.exit_code == 0, result.output
+    assert "snapshot" in result.output and "step 7, best validation 0.5" in result.output
     snap = torch.load(out, weights_only=False)
     assert "optimizer" not in snap
     assert snap["scheduler"] == {"last_epoch": 7} and snap["rng"] == {"x": 1} and snap["best"] == 0.5 and snap["step"] == 7
