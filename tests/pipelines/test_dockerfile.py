@@ -40,7 +40,7 @@ def test_non_root_and_package_installed():
 
 def test_dockerignore_keeps_context_small():
     ignored = (ROOT / ".dockerignore").read_text().split()
-    for entry in (".venv", "data", "dvc-bundle", "runs", "local_outputs", ".git"):
+    for entry in (".venv", "data", "dvc-bundle", "model/snapshots", "runs", "local_outputs", ".git"):
         assert entry in ignored
 
 
