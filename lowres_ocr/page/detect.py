@@ -5,8 +5,8 @@ numpy / OpenCV / pyclipper only besides ONNX Runtime, so the Triton page model c
 - input: the page resized keeping its aspect, as the rapidocr wheel feeds this detector by default: the shorter side
   brought up to at least ``limit_side`` (736) px (``limit_type`` min; ``max``: the longer side down to at most
   ``limit_side``); then, a cap of this project's that bounds time and memory, the longer side never over ``max_side``
-  (2000) px; each side rounded to a multiple of 32, BGR
-  channel order, ``(x / 255 - 0.5) / 0.5`` (PP-OCR's detector convention);
+  (2000) px; each side rounded to a multiple of 32, BGR channel order, ``(x / 255 - 0.5) / 0.5`` (PP-OCR's detector
+  convention);
 - output: a text probability map [1, 1, H, W] at the input resolution;
 - post-processing (Differentiable Binarization): threshold the map, find the outer contours of the text
   regions, score each region by the mean probability inside its minimum-area rectangle, grow the rectangle

@@ -126,9 +126,7 @@ class Trainer:
         self.cfg = cfg
         self.root = root
         self.rank, self.world, self.local_rank, self.device = setup_distributed()
-        self.out = Path(cfg["output_dir"])
-        if not self.out.is_absolute():
-            self.out = root / self.out
+        self.out = self._path(cfg["output_dir"])
         self.out.mkdir(parents=True, exist_ok=True)
         self.tcfg = cfg["train"]
         self.weights = merge(DEFAULT_LOSS_WEIGHTS, cfg.get("loss_weights"))
@@ -168,8 +166,7 @@ class Trainer:
         np.random.seed(seed)
         init_from = self.cfg.get("init_from")
         if init_from:
-            model, fresh = initialise_from(self.root / init_from if not Path(init_from).is_absolute() else init_from,
-                                           self.cfg.get("model_changes"))
+            model, fresh = initialise_from(self._path(init_from), self.cfg.get("model_changes"))
             if fresh and self.rank == 0:
                 print(f"init_from {init_from}: {len(fresh)} tensors start fresh (shape changed), e.g. {fresh[:3]}", flush=True)
             self.cfg["model"] = model.config
@@ -195,6 +192,7 @@ class Trainer:
             self._resume(self._path(self.cfg["resume_from"]))
 
     def _path(self, value: str) -> Path:
+        """A config path: absolute as given, else under the repository root."""
         path = Path(value)
         return path if path.is_absolute() else self.root / path
 
@@ -252,8 +250,7 @@ class Trainer:
         val_cfg = self.cfg["data"].get("val")
         val = None
         if val_cfg and self.rank == 0:
-            path = Path(val_cfg["path"])
-            val = load_eval_set(path if path.is_absolute() else self.root / path, val_cfg.get("labels", "labels.tsv"),
+            val = load_eval_set(self._path(val_cfg["path"]), val_cfg.get("labels", "labels.tsv"),
                                 val_cfg.get("limit"), val_cfg.get("holdout_every", 0),
                                 self.model.charset)
         use_amp = self.device.type == "cuda" and self.tcfg.get("amp", "auto") in ("auto", True, "bf16")
