@@ -106,9 +106,10 @@ def evaluate_end_to_end(folder: Path, readers: dict[str, Reader], out: Path, lim
             tallies[name].add(image.name, ground_truth, boxes)
             if index < gallery:
                 shown.append({"image": image.name, "reader": name, "png": _gallery(out, f"{image.stem}_{name}", rgb, boxes)})
+    read_pages = len(pairs) - len(unreadable)
     report = {"set": str(folder), "protocol": "ICDAR 2015 end to end (generic): IoU > 0.5, case-insensitive, "
               "### and words under 3 characters don't care",
-              "readers": {name: {**t.summary(), "pages_per_s": len(pairs) / seconds[name] if seconds[name] else 0.0,
+              "readers": {name: {**t.summary(), "pages_per_s": read_pages / seconds[name] if seconds[name] else 0.0,
                                  **getattr(readers[name], "notes", {})} for name, t in tallies.items()},
               "per_image": {name: t.per_image for name, t in tallies.items()}, "gallery": shown, "unreadable": unreadable}
     out.mkdir(parents=True, exist_ok=True)
