@@ -72,17 +72,19 @@ def run(
     gallery: int = typer.Option(8, "--gallery", min=0, help="Crops per set in the HTML gallery."),
     beam_width: int = typer.Option(0, "--beam-width", min=0, help="Beam search width (checkpoints; 0 = greedy)."),
     modes: str = typer.Option("", "--modes", help="Only these modes where a predictor has them, e.g. sr,lr (default: all)."),
+    protocol_row: bool = typer.Option(False, "--protocol-row", help="Pair sets also read the LR image squeezed to 16x64 "
+                                      "first (the TextZoom protocol of the published methods), model and peers."),
 ) -> None:
     """Evaluate a model on every SET, peers side by side; the default command (evaluate --weights W --data A B --out D)."""
-    from lowres_ocr.evaluation.runner import Options
+    from lowres_ocr.evaluation.runner import PROTOCOL_MODE, Options
 
     model, peer_list, skipped = _load_inputs(data, weights, triton_url, protocol, device, beam_width, peers)
-    known = {"sr", "bicubic", "hr", "lr"}
+    known = {"sr", "bicubic", "hr", "lr", PROTOCOL_MODE}
     only = tuple(m.strip() for m in modes.split(",") if m.strip())
     if set(only) - known:
         _fail(f"--modes: unknown mode(s) {', '.join(sorted(set(only) - known))} (known: {', '.join(sorted(known))})")
     opts = Options(batch_size=batch_size, latency_samples=latency_samples, gallery=gallery, failures=gallery, limit=limit,
-                   modes=only)
+                   modes=only, protocol_row=protocol_row or PROTOCOL_MODE in only)
     report, artifacts = _evaluate_with_progress(model, data, peer_list, opts, out)
     report["peers_skipped"] = skipped
     _write_and_show(report, artifacts, out)

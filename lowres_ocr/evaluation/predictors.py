@@ -1,10 +1,11 @@
 """Everything that turns crops into text behind one interface: a checkpoint, an ONNX file, a Triton endpoint.
 
 ``Predictor.predict(images, mode, batch_size)`` returns one :class:`~lowres_ocr.core.decoding.Decoded` per PIL
-image. Modes (CONTRACTS.md): ``sr`` (image → 16×64 → SR → recognizer), ``bicubic`` (image → 16×64 →
-bicubic 32×128 → recognizer), ``hr`` (image → 32×128 → recognizer). The exported graph and the Triton
-ensemble only hold the deployed path, so they support ``sr`` alone; peers (lowres_ocr.evaluation.peers) read the
-image as it is (modes ``lr`` and ``hr`` say which image of a pair they were given).
+image. Modes (CONTRACTS.md): ``sr`` (LR image → the model's input geometry → SR → recognizer), ``bicubic`` (the
+same, bicubic upsampling instead of SR) and ``hr`` (the HR image or word crop → the recognizer's input). The exported
+graph and the Triton ensemble hold the deployed path only: there ``sr`` and ``hr`` are that path given the LR or the
+HR image. Peers (lowres_ocr.evaluation.peers) read the image as it is (modes ``lr`` and ``hr`` say which image of a
+pair they were given).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class TorchPredictor:
 class OnnxPredictor:
     """An exported ONNX file through onnxruntime: input ``lr``, outputs ``probs`` and ``sr``."""
 
-    modes = ("sr",)
+    modes = ("sr", "hr")  # the deployed path reading the LR image (sr) or the HR image / word crop (hr)
 
     def __init__(self, onnx_path: str | Path, threads: int = 0) -> None:
         import onnxruntime as ort
@@ -96,7 +97,7 @@ class OnnxPredictor:
     def predict(self, images: list[Image.Image], mode: str, batch_size: int) -> list[Decoded]:
         from lowres_ocr.core.decoding import decode
 
-        _check_mode(self, mode)
+        _check_mode(self, mode)  # sr and hr differ only in which image the caller passes
         return decode(self._run(images, batch_size, "probs"), self.decoder, self.charset) if images else []
 
     def super_resolve(self, images: list[Image.Image], batch_size: int) -> np.ndarray:
@@ -115,7 +116,7 @@ class TritonPredictor:
     Images are sent as lossless PNG, so the server decodes exactly the pixels the other paths see.
     """
 
-    modes = ("sr",)
+    modes = ("sr", "hr")  # the deployed path reading the LR image (sr) or the HR image / word crop (hr)
 
     def __init__(self, url: str, protocol: str = "http", model: str | None = None) -> None:
         from lowres_ocr.serving.client import OcrClient
@@ -135,7 +136,7 @@ class TritonPredictor:
         self.device = "triton"
 
     def predict(self, images: list[Image.Image], mode: str, batch_size: int) -> list[Decoded]:
-        _check_mode(self, mode)
+        _check_mode(self, mode)  # sr and hr differ only in which image the caller passes
         out: list[Decoded] = []
         for i in range(0, len(images), batch_size):
             preds = self.client.predict_batch([png_bytes(im) for im in images[i:i + batch_size]])

@@ -61,6 +61,38 @@ def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def protocol_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The TextZoom protocol row: every pair set read with the LR image squeezed to 16×64 first, model and peers,
+    beside each one's reading of the LR image as stored. Empty when the run had no ``lr16x64`` mode."""
+    from lowres_ocr.evaluation.runner import PROTOCOL_MODE
+
+    def cell(r: dict[str, Any] | None, mode: str) -> str:
+        return _fmt(r["modes"][mode]["accuracy"]) if r and mode in r["modes"] else "–"
+
+    peers = list(report.get("peers_average", {}))
+    sets = [s for s in report["sets"] if s.get("model") and PROTOCOL_MODE in s["model"]["modes"]]
+    if not sets:
+        return [], []
+    header = ["set", "used", "ours 16×64", "ours as stored", *[f"{p} {k}" for p in peers for k in ("16×64", "as stored")]]
+    rows = [[s["name"], str(s["used"]), cell(s["model"], PROTOCOL_MODE), cell(s["model"], s["model"]["headline_mode"]),
+             *[c for p in peers for c in (cell(s["peers"].get(p), PROTOCOL_MODE),
+                                          cell(s["peers"].get(p), (s["peers"].get(p) or {}).get("headline_mode", "")))]]
+            for s in sets]
+    names = {s["name"] for s in sets}
+
+    def pooled(results: list[dict[str, Any] | None], mode: str | None) -> str:
+        cells = [r["modes"][mode or r["headline_mode"]] for r in results if r and (mode or r["headline_mode"]) in r["modes"]]
+        n = sum(int(c["n"]) for c in cells)
+        return _fmt(100.0 * sum(int(c["correct"]) for c in cells) / n) if n else "–"
+
+    model_results = [s["model"] for s in report["sets"] if s["name"] in names]
+    rows.append(["**weighted**", str(sum(s["used"] for s in sets)), pooled(model_results, PROTOCOL_MODE),
+                 pooled(model_results, None),
+                 *[c for p in peers for c in (pooled([s["peers"].get(p) for s in sets], PROTOCOL_MODE),
+                                              pooled([s["peers"].get(p) for s in sets], None))]])
+    return header, rows
+
+
 def to_markdown(report: dict[str, Any], command: str = "") -> str:
     header, rows = summary_rows(report)
     lines = ["# lowres-ocr evaluation", "", f"Model: `{report['model']['name']}` ({report['model']['source']}, "
@@ -75,6 +107,12 @@ def to_markdown(report: dict[str, Any], command: str = "") -> str:
               "(lr = the stored LR image, hr = the HR image or word crop)."]
     for name, why in report.get("peers_skipped", {}).items():
         lines.append(f"- peer {name} skipped: {why}")
+    p_header, p_rows = protocol_rows(report)
+    if p_rows:
+        lines += ["", "## TextZoom protocol row", "", "Pair sets read with the LR image squeezed to 16×64 (bicubic) "
+                  "first, as the published TextZoom methods read it, beside the LR image as stored (the headline).", ""]
+        lines += ["| " + " | ".join(p_header) + " |", "|" + "---|" * len(p_header)]
+        lines += ["| " + " | ".join(r) + " |" for r in p_rows]
     problems = [(s["name"], x) for s in report["sets"] for x in s["unreadable_samples"]]
     if problems:
         lines += ["", "## Unreadable samples", ""] + [f"- {n}: {x['where']}: {x['error']}" for n, x in problems[:200]]

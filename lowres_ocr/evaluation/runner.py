@@ -30,6 +30,10 @@ MODE_INPUT = {"sr": "lr", "bicubic": "lr", "lr": "lr", "hr": "hr"}
 #: Headline mode preference: pairs are measured on the deployed path (LR → SR), word sets on the crop.
 PAIR_MODES = ("bicubic", "sr", "hr")
 PEER_PAIR_MODES = ("lr", "hr")
+#: The TextZoom protocol row: a pair's LR image squeezed to 64×16 (bicubic), as the published TextZoom methods read
+#: it, then read by the predictor's own LR path (``sr`` for our models, ``lr`` for peers).
+PROTOCOL_MODE = "lr16x64"
+PROTOCOL_SIZE = (64, 16)
 
 
 @dataclass
@@ -40,6 +44,7 @@ class Options:
     failures: int = 8  # worst failures per set kept for the HTML
     limit: int = 0  # first N samples of each set only (0 = all)
     modes: tuple[str, ...] = ()  # run only these modes where a predictor has them (empty = all)
+    protocol_row: bool = False  # pair sets also run PROTOCOL_MODE (LR squeezed to 16×64 first)
 
 
 @dataclass
@@ -102,6 +107,8 @@ def prepare(ev: EvalSet, limit: int = 0) -> tuple[list[UsableSample], dict[str, 
 
 
 def _inputs(samples: list[UsableSample], mode: str) -> list[Image.Image]:
+    if mode == PROTOCOL_MODE:
+        return [s.lr.resize(PROTOCOL_SIZE, Image.BICUBIC) for s in samples if s.lr is not None]
     key = MODE_INPUT[mode]
     return [(s.lr if key == "lr" and s.lr is not None else s.hr) for s in samples]
 
@@ -112,7 +119,7 @@ def _run_mode(p: Predictor, images: list[Image.Image], mode: str, opts: Options,
     start = time.perf_counter()
     for i in range(0, len(images), opts.batch_size):
         chunk = images[i:i + opts.batch_size]
-        preds += p.predict(chunk, mode, opts.batch_size)
+        preds += p.predict(chunk, (_lr_path(p) or mode) if mode == PROTOCOL_MODE else mode, opts.batch_size)
         if progress:
             progress(desc, len(chunk))
     elapsed = time.perf_counter() - start
@@ -139,12 +146,24 @@ def _by_length(scores: list[Score]) -> dict[str, list[int]]:
     return dict(sorted(out.items(), key=lambda kv: int(kv[0])))
 
 
-def modes_for(p: Predictor, kind: str, only: tuple[str, ...] = ()) -> tuple[list[str], str]:
+def _lr_path(p: Predictor) -> str | None:
+    """The mode in which ``p`` reads an LR image: ``sr`` (our models) or ``lr`` (peers); None if it has neither."""
+    return next((m for m in ("sr", "lr") if m in p.modes), None)
+
+
+def modes_for(p: Predictor, kind: str, only: tuple[str, ...] = (), protocol_row: bool = False) -> tuple[list[str], str]:
     """(modes to run, headline mode) of a predictor on a set of ``kind``.
 
     ``only`` keeps the listed modes where the predictor has them; a predictor left with none of them
-    runs its headline mode alone.
+    runs its headline mode alone. ``protocol_row`` adds PROTOCOL_MODE on pair sets (never the headline).
     """
+    wanted, headline = _modes(p, kind, only)
+    if protocol_row and kind == "pairs" and _lr_path(p) and PROTOCOL_MODE not in wanted:
+        wanted.append(PROTOCOL_MODE)
+    return wanted, headline
+
+
+def _modes(p: Predictor, kind: str, only: tuple[str, ...]) -> tuple[list[str], str]:
     if kind == "pairs":
         wanted = [m for m in (*PAIR_MODES, *PEER_PAIR_MODES) if m in p.modes]
         headline = next(m for m in ("sr", "lr", "bicubic", "hr") if m in wanted)
@@ -162,7 +181,7 @@ def modes_for(p: Predictor, kind: str, only: tuple[str, ...] = ()) -> tuple[list
 def evaluate_predictor(p: Predictor, samples: list[UsableSample], kind: str, opts: Options, progress: Progress | None,
                        set_name: str, protocol: str = "latin36",
                        ) -> tuple[dict[str, Any], dict[str, list[Decoded]], dict[str, list[Score]]]:
-    modes, headline = modes_for(p, kind, opts.modes)
+    modes, headline = modes_for(p, kind, opts.modes, opts.protocol_row)
     result: dict[str, Any] = {"headline_mode": headline, "modes": {}}
     preds_by_mode: dict[str, list[Decoded]] = {}
     scores_by_mode: dict[str, list[Score]] = {}
@@ -232,7 +251,7 @@ def evaluate_sets(model: Predictor, specs: list[str], peers: list[Predictor] | N
     work = 0
     for ev, used, _ in prepared:
         for p in [model, *peers]:
-            work += len(used) * len(modes_for(p, ev.kind, opts.modes)[0])
+            work += len(used) * len(modes_for(p, ev.kind, opts.modes, opts.protocol_row)[0])
     progress = progress_factory(work) if progress_factory else None
     artifacts = Artifacts()
     sets_out: list[dict[str, Any]] = []
@@ -300,7 +319,7 @@ def summarize(model: Predictor, peers: list[Predictor], sets_out: list[dict[str,
         "model": {"name": model.name, "source": getattr(model, "source", ""), "device": getattr(model, "device", ""),
                   "modes": list(model.modes)},
         "options": {"batch_size": opts.batch_size, "latency_samples": opts.latency_samples, "limit": opts.limit,
-                    "modes": list(opts.modes)},
+                    "modes": list(opts.modes), "protocol_row": opts.protocol_row},
         "protocol": {
             "accuracy": "exact match after normalize_36 (fold accents, lower-case, keep [0-9a-z]) on both sides",
             "accuracy_cs": "exact match after fold_to_ascii (case and punctuation kept, spaces dropped)",

@@ -87,11 +87,12 @@ def test_onnx_predictor_matches_checkpoint(tiny_checkpoint: Path, real_words_dir
     images = [Image.open(real_words_dir / r[0]).convert("RGB") for r in rows]
     assert [d.text for d in onnx.predict(images, "sr", 8)] == [d.text for d in torch_p.predict(images, "sr", 8)]
     assert onnx.super_resolve(images[:3], 2).shape == (3, 3, 32, 128)
+    # the exported graph holds the deployed path only: hr is that path given the HR image, bicubic does not exist
+    assert [d.text for d in onnx.predict(images, "hr", 8)] == [d.text for d in torch_p.predict(images, "sr", 8)]
     with pytest.raises(ValueError, match="supports modes"):
-        onnx.predict(images, "hr", 8)
-    # the exported graph holds the deployed path only: word crops are measured through SR
+        onnx.predict(images, "bicubic", 8)
     report, _ = evaluate_sets(onnx, [str(real_words_dir)], opts=Options(batch_size=16, latency_samples=2, limit=24))
-    assert report["sets"][0]["model"]["headline_mode"] == "sr" and report["sets"][0]["used"] > 0
+    assert report["sets"][0]["model"]["headline_mode"] == "hr" and report["sets"][0]["used"] > 0
 
 
 def test_python_entry_point_for_the_component(tiny_checkpoint: Path, pairs_dir: Path, tmp_path: Path) -> None:

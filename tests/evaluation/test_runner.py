@@ -158,3 +158,39 @@ def test_bicubic_quality_measures_the_bicubic_accuracy_input(tiny_checkpoint: Pa
     assert q["ssim"] == pytest.approx(float(np.mean([ssim(b, h) for b, h in zip(bicubic, hr)])), rel=1e-12, abs=0)
     for row, b in zip(art.gallery[s["name"]], bicubic):
         assert np.array_equal(np.asarray(row["images"]["LR (bicubic)"]), np.asarray(to_uint8_image(b)))
+
+
+class SizeRecorder(FakePredictor):
+    """A fake that also records the size of every image it is given, per mode."""
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.sizes: dict[str, set[tuple[int, int]]] = {}
+
+    def predict(self, images, mode, batch_size):  # type: ignore[no-untyped-def]
+        self.sizes.setdefault(mode, set()).update(im.size for im in images)
+        return super().predict(images, mode, batch_size)
+
+
+def test_protocol_row_squeezes_the_lr_image_for_model_and_peers(pairs_dir: Path, words_dir: Path) -> None:
+    from lowres_ocr.evaluation.report import to_markdown
+    from lowres_ocr.evaluation.runner import PROTOCOL_MODE
+
+    answers = {color(i): ans for i, (_, ans) in enumerate(WORDS)}
+    model, peer = SizeRecorder(answers), SizeRecorder(answers, name="peer")
+    peer.modes = ("lr", "hr")
+    opts = Options(batch_size=4, latency_samples=0, gallery=1, failures=1, protocol_row=True)
+    report, _ = evaluate_sets(model, [str(pairs_dir), str(words_dir)], peers=[peer], opts=opts)
+    pairs, words = report["sets"]
+    assert pairs["model"]["headline_mode"] == "sr" and PROTOCOL_MODE in pairs["model"]["modes"]
+    assert PROTOCOL_MODE in pairs["peers"]["peer"]["modes"] and pairs["peers"]["peer"]["headline_mode"] == "lr"
+    assert PROTOCOL_MODE not in words["model"]["modes"]
+    # the squeezed images went through each one's own LR path; the stored LR crops (128×32 here) stayed as they are
+    assert (64, 16) in model.sizes["sr"] and (64, 16) in peer.sizes["lr"]
+    assert (128, 32) in model.sizes["sr"]
+    assert pairs["model"]["modes"][PROTOCOL_MODE]["n"] == pairs["used"] == 6
+    md = to_markdown(report)
+    assert "## TextZoom protocol row" in md and "| pairs | 6 |" in md
+    # without the option nothing is squeezed
+    plain, _ = evaluate_sets(SizeRecorder(answers), [str(pairs_dir)], opts=OPTS)
+    assert PROTOCOL_MODE not in plain["sets"][0]["model"]["modes"] and "protocol row" not in to_markdown(plain)
