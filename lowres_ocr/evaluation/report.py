@@ -93,6 +93,21 @@ def protocol_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def mode_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Every mode of the model and of each peer on every set (accuracy and 1-NED), e.g. the HR side of pair sets."""
+    header = ["set", "protocol", "reader", *[f"{m} acc / 1-NED" for m in ("sr", "bicubic", "lr", "hr", "lr16x64")]]
+    rows = []
+    for s in report["sets"]:
+        readers = [("ours", s.get("model")), *s.get("peers", {}).items()]
+        for name, r in readers:
+            if not r:
+                continue
+            cells = [f"{_fmt(r['modes'][m]['accuracy'])} / {_fmt(r['modes'][m]['one_minus_ned'])}" if m in r["modes"] else "–"
+                     for m in ("sr", "bicubic", "lr", "hr", "lr16x64")]
+            rows.append([s["name"], s.get("protocol", "latin36"), name, *cells])
+    return header, rows
+
+
 def to_markdown(report: dict[str, Any], command: str = "") -> str:
     header, rows = summary_rows(report)
     lines = ["# lowres-ocr evaluation", "", f"Model: `{report['model']['name']}` ({report['model']['source']}, "
@@ -113,6 +128,13 @@ def to_markdown(report: dict[str, Any], command: str = "") -> str:
                   "first, as the published TextZoom methods read it, beside the LR image as stored (the headline).", ""]
         lines += ["| " + " | ".join(p_header) + " |", "|" + "---|" * len(p_header)]
         lines += ["| " + " | ".join(r) + " |" for r in p_rows]
+    m_header, m_rows = mode_rows(report)
+    if m_rows:
+        lines += ["", "## Every mode, model and peers", "", "sr / bicubic: our LR path (SR branch / bicubic "
+                  "upsampling); lr: a peer reading the stored LR image; hr: the HR image of a pair or the word crop; "
+                  "lr16x64: the TextZoom protocol row.", ""]
+        lines += ["| " + " | ".join(m_header) + " |", "|" + "---|" * len(m_header)]
+        lines += ["| " + " | ".join(r) + " |" for r in m_rows]
     problems = [(s["name"], x) for s in report["sets"] for x in s["unreadable_samples"]]
     if problems:
         lines += ["", "## Unreadable samples", ""] + [f"- {n}: {x['where']}: {x['error']}" for n, x in problems[:200]]

@@ -22,7 +22,7 @@ def onnx_command(
     parity_count: int = typer.Option(200, "--parity-count", min=1, help="crops for the parity check"),
     opset: int = typer.Option(17, "--opset"),
 ) -> None:
-    """Export LowResOCR.infer (lr [B,3,16,64] → probs [B,T,95], sr [B,3,32,128]) with a dynamic batch axis."""
+    """Export LowResOCR.infer (lr [B,3,H,W] of the model's input geometry → probs [B,T,classes], sr [B,3,2H,2W]); dynamic batch axis."""
     from lowres_ocr.export import onnx_export, parity
     from lowres_ocr.network import load_model
 

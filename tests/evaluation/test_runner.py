@@ -193,4 +193,17 @@ def test_protocol_row_squeezes_the_lr_image_for_model_and_peers(pairs_dir: Path,
     assert "## TextZoom protocol row" in md and "| pairs | 6 |" in md
     # without the option nothing is squeezed
     plain, _ = evaluate_sets(SizeRecorder(answers), [str(pairs_dir)], opts=OPTS)
-    assert PROTOCOL_MODE not in plain["sets"][0]["model"]["modes"] and "protocol row" not in to_markdown(plain)
+    assert PROTOCOL_MODE not in plain["sets"][0]["model"]["modes"] and "## TextZoom protocol row" not in to_markdown(plain)
+
+
+def test_every_mode_section_lists_the_peers_hr_side(fake: FakePredictor, pairs_dir: Path) -> None:
+    from lowres_ocr.evaluation.report import to_markdown
+
+    peer = FakePredictor({color(0): "PARKING"}, name="peer")
+    peer.modes = ("lr", "hr")
+    report, _ = evaluate_sets(fake, [str(pairs_dir)], peers=[peer], opts=OPTS)
+    md = to_markdown(report)
+    section = md[md.index("## Every mode"):]
+    # the peer reads 1 of 6 on both images (its answer depends on the colour only); its hr cell is shown
+    assert "| pairs | latin36 | peer | – | – | 16.7 / " in section
+    assert section.count("| pairs | latin36 | ") == 2
