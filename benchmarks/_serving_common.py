@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 RELEASED = ROOT / "model" / "lowres_ocr.pt"
@@ -50,6 +54,44 @@ def resolve_onnx(onnx: Path | None, weights: Path | None) -> tuple[Path, str]:
     torch.manual_seed(0)
     model = build_model(None).eval()
     return export_onnx(model, out, config=model.config), "default network (PP-OCR init, seeded SR; untrained)"
+
+
+class InProcessReader:
+    """The served per-crop work in this process: encoded bytes → the model's input geometry (from the ONNX metadata)
+    → ONNX Runtime → decoding with the model's charset."""
+
+    def __init__(self, onnx: Path, threads: int = 0) -> None:
+        from lowres_ocr.export.onnx_export import model_settings, ort_session, read_metadata
+
+        self.session = ort_session(onnx, threads)
+        metadata = read_metadata(onnx)
+        self.decoder = metadata.get("decoder", "ctc")
+        self.charset, self.geometry = model_settings(metadata)
+
+    def __call__(self, batch: list[bytes]) -> list[str]:
+        from lowres_ocr.core.decoding import decode
+        from lowres_ocr.serving.image_input import image_bytes_to_input
+
+        lr = np.stack([image_bytes_to_input(b, geometry=self.geometry) for b in batch])
+        return [d.text for d in decode(self.session.run(["probs"], {"lr": lr})[0], self.decoder, self.charset)]
+
+
+def rapidocr_reader(threads: int = 0, batch: int = 1) -> Callable[[list[bytes]], list[str]]:
+    """rapidocr's PP-OCRv6 recognizer as a user calls it: PIL decode → BGR array → its ``TextRecognizer`` (48 px high,
+    aspect kept, its own preprocessing and CTC decoding), ``batch`` crops per ONNX Runtime call."""
+    from PIL import Image
+    from rapidocr import RapidOCR
+    from rapidocr.ch_ppocr_rec import TextRecInput
+
+    params = {"Global.log_level": "error", "Rec.rec_batch_num": batch,
+              "EngineConfig.onnxruntime.intra_op_num_threads": threads if threads > 0 else -1}
+    recognizer = RapidOCR(params=params)._load_rec_model()
+
+    def run(items: list[bytes]) -> list[str]:
+        imgs = [np.ascontiguousarray(np.asarray(Image.open(io.BytesIO(b)).convert("RGB"))[:, :, ::-1]) for b in items]
+        return list(recognizer(TextRecInput(img=imgs)).txts)
+
+    return run
 
 
 #: Whole images of the end-to-end set (after `lowres-ocr data pull`).

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_onnx_vs_rapidocr.py [--onnx M | --weights W] [--threads 0] [--repeat 3]
 
 Both sides do the whole per-crop work from encoded bytes to text: decode + resize + normalize, ONNX
-Runtime, CTC greedy decoding. Ours: ``image_bytes_to_input`` (16×64) → exported model (SR + recognizer)
+Runtime, CTC greedy decoding. Ours: ``image_bytes_to_input`` (the model's input geometry) → exported model (SR + recognizer)
 → ``lowres_ocr.core.decoding.decode``. rapidocr: PIL decode → BGR array → its ``TextRecognizer`` (PP-OCRv6 small rec, 48×W
 input, its own preprocessing and decoding). Measured at batch 1 (crop by crop) and batch 32, same ORT
 thread count, best of ``--repeat`` passes; prints crops/s, the ratio ours/rapidocr, and word accuracy
@@ -13,7 +13,6 @@ thread count, best of ``--repeat`` passes; prints crops/s, the ratio ours/rapido
 from __future__ import annotations
 
 import argparse
-import io
 import sys
 import time
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _serving_common import default_crops_dir, resolve_onnx  # noqa: E402
+from _serving_common import InProcessReader, default_crops_dir, rapidocr_reader, resolve_onnx  # noqa: E402
 
 
 def labelled_crops(source: Path, count: int) -> list[tuple[bytes, str]]:
@@ -49,37 +48,6 @@ def best_rate(fn: Callable[[list[bytes]], list[str]], crops: list[bytes], batch:
     return best, texts
 
 
-def ours(onnx: Path, threads: int) -> Callable[[list[bytes]], list[str]]:
-    from lowres_ocr.core.decoding import decode
-    from lowres_ocr.export.onnx_export import ort_session, read_metadata
-    from lowres_ocr.serving.image_input import image_bytes_to_input
-
-    session = ort_session(onnx, threads)
-    decoder = read_metadata(onnx).get("decoder", "ctc")
-
-    def run(batch: list[bytes]) -> list[str]:
-        lr = np.stack([image_bytes_to_input(b) for b in batch])
-        return [d.text for d in decode(session.run(["probs"], {"lr": lr})[0], decoder)]
-
-    return run
-
-
-def rapidocr_rec(threads: int, batch: int) -> Callable[[list[bytes]], list[str]]:
-    from PIL import Image
-    from rapidocr import RapidOCR
-    from rapidocr.ch_ppocr_rec import TextRecInput
-
-    params = {"Global.log_level": "error", "Rec.rec_batch_num": batch,
-              "EngineConfig.onnxruntime.intra_op_num_threads": threads if threads > 0 else -1}
-    recognizer = RapidOCR(params=params)._load_rec_model()
-
-    def run(items: list[bytes]) -> list[str]:
-        imgs = [np.ascontiguousarray(np.asarray(Image.open(io.BytesIO(b)).convert("RGB"))[:, :, ::-1]) for b in items]
-        return list(recognizer(TextRecInput(img=imgs)).txts)
-
-    return run
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--onnx", type=Path)
@@ -104,7 +72,7 @@ def main() -> int:
     print("\n| batch | lowres-ocr ONNX crops/s | rapidocr rec crops/s | ratio ours/rapidocr | word acc ours | word acc rapidocr |")
     print("|---|---|---|---|---|---|")
     for batch in (1, 32):
-        ours_fn, theirs_fn = ours(onnx, args.threads), rapidocr_rec(args.threads, batch)
+        ours_fn, theirs_fn = InProcessReader(onnx, args.threads), rapidocr_reader(args.threads, batch)
         ours_fn(crops[:2]), theirs_fn(crops[:2])  # warm-up
         r_ours, t_ours = best_rate(ours_fn, crops, batch, args.repeat)
         r_theirs, t_theirs = best_rate(theirs_fn, crops, batch, args.repeat)

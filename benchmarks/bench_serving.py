@@ -6,9 +6,11 @@ Per protocol (HTTP, gRPC) and concurrency: ``c`` client processes (spawned, one 
 one crop per request, round-robin over the real crops, for a fixed duration; prints requests/s, p50/p99
 latency, errors (must be 0: exit 1 otherwise) and the ratio to the in-process baseline.
 
-Baseline (same process as the harness, same crops, same work per crop): encoded bytes →
-``image_bytes_to_input`` → ONNX Runtime (default threads = all cores) on a batch of 1 → ``lowres_ocr.core.decoding.decode``,
-one crop after the other. It is measured before and after the server runs; the ratio uses their mean.
+Baselines (same process as the harness, same crops, one call after the other), each measured before and after the
+server runs; the ratios use their mean:
+- in-process ONNX Runtime: encoded bytes → ``image_bytes_to_input`` (the model's input geometry) → ONNX Runtime
+  (default threads = all cores), batch 1 → ``lowres_ocr.core.decoding.decode`` with the model's charset;
+- rapidocr's PP-OCRv6 recognizer on the same bytes, batch 1 and batch 16 (``--no-rapidocr`` leaves it out).
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _serving_common import default_crops_dir, load_crops, resolve_onnx  # noqa: E402
+from _serving_common import InProcessReader, default_crops_dir, load_crops, rapidocr_reader, resolve_onnx  # noqa: E402
 
 
 @dataclass
@@ -43,22 +46,23 @@ class Cell:
         return self.requests / self.seconds
 
 
-def in_process_rate(onnx: Path, crops: list[tuple[str, bytes]], duration: float) -> float:
-    """Crops/s of the in-process pipeline, one crop per call, for ``duration`` seconds."""
-    from lowres_ocr.core.decoding import decode
-    from lowres_ocr.export.onnx_export import ort_session, read_metadata
-    from lowres_ocr.serving.image_input import image_bytes_to_input
-
-    session = ort_session(onnx)
-    decoder = read_metadata(onnx).get("decoder", "ctc")
-    session.run(["probs"], {"lr": image_bytes_to_input(crops[0][1])[None]})
+def sequential_rate(read: Callable[[list[bytes]], list[str]], crops: list[bytes], duration: float, batch: int = 1) -> float:
+    """Crops/s of ``read`` called on ``batch`` crops at a time, one call after the other, for ``duration`` seconds."""
+    read(crops[:batch])  # warm-up
     done, start = 0, time.perf_counter()
     while time.perf_counter() - start < duration:
-        _, data = crops[done % len(crops)]
-        probs = session.run(["probs"], {"lr": image_bytes_to_input(data)[None]})[0]
-        decode(probs, decoder)
-        done += 1
+        read([crops[(done + k) % len(crops)] for k in range(batch)])
+        done += batch
     return done / (time.perf_counter() - start)
+
+
+def baselines(onnx: Path, crops: list[bytes], duration: float, rapidocr: bool) -> dict[str, float]:
+    """The in-process readers the served rates are compared with (same crops, same cores, this process)."""
+    rates = {"in-process ORT, batch 1": sequential_rate(InProcessReader(onnx), crops, duration)}
+    if rapidocr:
+        rates["rapidocr rec, batch 1"] = sequential_rate(rapidocr_reader(batch=1), crops, duration)
+        rates["rapidocr rec, batch 16"] = sequential_rate(rapidocr_reader(batch=16), crops, duration, batch=16)
+    return rates
 
 
 def _client(url: str, protocol: str, crops: list[bytes], offset: int, duration: float, barrier, queue) -> None:
@@ -109,6 +113,7 @@ def main() -> int:
     ap.add_argument("--recognizer-instances", type=int, default=1)
     ap.add_argument("--preprocess-instances", type=int, default=2)
     ap.add_argument("--queue-delay-us", type=int, default=2000)
+    ap.add_argument("--no-rapidocr", action="store_true", help="leave out rapidocr's recognizer as a baseline")
     args = ap.parse_args()
 
     from lowres_ocr.serving.configs import Scheduling
@@ -121,8 +126,8 @@ def main() -> int:
     payloads = [data for _, data in crops]
     print(f"model: {origin}\ncrops: {len(crops)} from {source}")
 
-    base_before = in_process_rate(onnx, crops, args.duration)
-    print(f"in-process ONNX Runtime baseline (before): {base_before:.1f} crops/s")
+    before = baselines(onnx, payloads, args.duration, not args.no_rapidocr)
+    print("baselines (before): " + ", ".join(f"{k} {v:.1f} crops/s" for k, v in before.items()), flush=True)
 
     repo = Path(tempfile.mkdtemp(prefix="lowres_ocr_bench_repo_"))
     options = RepositoryOptions(
@@ -141,15 +146,18 @@ def main() -> int:
                 cells.append(run_cell(url, protocol, payloads, c, args.duration))
                 cell = cells[-1]
                 print(f"  {protocol:4s} c={c:<3d} {cell.rps:7.1f} req/s  p50 {cell.p50_ms:6.1f} ms  p99 {cell.p99_ms:6.1f} ms  errors {cell.errors}", flush=True)
-    base_after = in_process_rate(onnx, crops, args.duration)
-    baseline = statistics.mean([base_before, base_after])
-    print(f"in-process ONNX Runtime baseline (after): {base_after:.1f} crops/s; mean {baseline:.1f}")
+    after = baselines(onnx, payloads, args.duration, not args.no_rapidocr)
+    print("baselines (after): " + ", ".join(f"{k} {v:.1f} crops/s" for k, v in after.items()))
+    mean = {k: statistics.mean([before[k], after[k]]) for k in before}
 
-    print("\n| protocol | concurrency | req/s | p50 ms | p99 ms | errors | ratio to in-process ORT |")
-    print("|---|---|---|---|---|---|---|")
+    names = list(mean)
+    print("\n| protocol | concurrency | req/s | p50 ms | p99 ms | errors | " + " | ".join(f"ratio to {k}" for k in names) + " |")
+    print("|---|---|---|---|---|---|" + "---|" * len(names))
     for cell in cells:
-        print(f"| {cell.protocol} | {cell.concurrency} | {cell.rps:.1f} | {cell.p50_ms:.1f} | {cell.p99_ms:.1f} | {cell.errors} | {cell.rps / baseline:.2f} |")
-    print(f"| in-process ORT (batch 1, {len(crops)} crops) | 1 | {baseline:.1f} | | | 0 | 1.00 |")
+        ratios = " | ".join(f"{cell.rps / mean[k]:.2f}" for k in names)
+        print(f"| {cell.protocol} | {cell.concurrency} | {cell.rps:.1f} | {cell.p50_ms:.1f} | {cell.p99_ms:.1f} | {cell.errors} | {ratios} |")
+    for k in names:
+        print(f"| {k} ({len(crops)} crops, mean of before and after) | – | {mean[k]:.1f} | | | 0 | |")
     errors = sum(c.errors for c in cells)
     if errors:
         print(f"FAIL: {errors} errors", file=sys.stderr)
