@@ -66,6 +66,9 @@ class SRBranch(nn.Module):
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         base = F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        if self.residual_scale == 0 and not self.training:
+            # the residual is multiplied by 0: the image is bicubic, so inference (and the ONNX graph) skips the branch
+            return torch.clamp(base, 0.0, 1.0)
         feat = self.head(lr)
         feat = feat + self.fuse(self.blocks(feat))
         return torch.clamp(base + self.residual_scale * self.tail(self.up(feat)), 0.0, 1.0)

@@ -216,3 +216,16 @@ def test_attention_beam_search_not_worse_than_greedy():
             g = greedy[i].tolist()
             g = g[:g.index(0)] if 0 in g else g
             assert beams[i][1] >= seq_logprob(feats[i:i + 1], g) - 1e-5
+
+
+def test_a_zero_scaled_branch_is_skipped_at_inference_with_the_same_image(monkeypatch):
+    """residual_scale 0 (the ablation's SR branch): in eval mode the branch is not run and the image is unchanged."""
+    torch.manual_seed(0)
+    branch = SRBranch(channels=8, blocks=1, tail_kernel=3, residual_scale=0.0)
+    torch.nn.init.normal_(branch.tail.weight)  # a trained tail: its residual is not zero, only scaled to zero
+    lr = torch.rand(2, 3, 24, 96)
+    full = branch.train()(lr)
+    calls = []
+    monkeypatch.setattr(branch.head, "forward", lambda x: calls.append(x) or torch.zeros(1))
+    skipped = branch.eval()(lr)
+    assert calls == [] and torch.equal(skipped, full.detach())
