@@ -24,8 +24,8 @@ def _suffix(data: bytes) -> str:
 
 
 def smoke_expectations(set_dir: Path, predictions_tsv: Path, crops_out: Path, count: int) -> dict[str, str]:
-    """The evaluation's ``sr``-mode predictions (the served path: image → 16×64 → SR → recognizer) of the first
-    ``count`` predicted samples of a set, with their input crops (LR side for pairs) copied to ``crops_out``.
+    """The evaluation's ``sr``-mode predictions (the served path: image → the model's input geometry → SR →
+    recognizer) of the first ``count`` predicted samples of a set, with their input crops (LR side for pairs) copied to ``crops_out``.
 
     The crops are read by the set reader (folders, ``PATH:labels.tsv`` variants, LMDBs), matched to the rows of
     ``predictions_tsv`` by the sample's ``where`` and named by its 1-based sample index."""
