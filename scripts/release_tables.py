@@ -13,10 +13,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lowres_ocr.evaluation.runner import PROTOCOL_MODE as PROTOCOL, pool
+
 TEXTZOOM = ("textzoom_easy", "textzoom_medium", "textzoom_hard")
 WORDS = ("iiit5k_test", "svt_test", "svtp_test", "ic15_test")
 CHINESE = ("zh_express_test",)
-PROTOCOL = "lr16x64"
 
 
 def _cell(result: dict[str, Any] | None, mode: str) -> dict[str, Any] | None:
@@ -24,11 +25,10 @@ def _cell(result: dict[str, Any] | None, mode: str) -> dict[str, Any] | None:
 
 
 def _pooled(cells: list[dict[str, Any] | None], key: str = "accuracy") -> str:
-    """Sample-weighted mean of ``key`` over the cells (all must exist)."""
+    """``key`` pooled over the cells' samples; "–" unless every cell exists."""
     if not cells or any(c is None for c in cells):
         return "–"
-    n = sum(int(c["n"]) for c in cells)  # type: ignore[index]
-    return f"{sum(c[key] * int(c['n']) for c in cells) / n:.1f}"  # type: ignore[index]
+    return f"{pool(cells)[key]:.1f}"  # type: ignore[arg-type]
 
 
 def _row(label: str, cells: list[dict[str, Any] | None], key: str = "accuracy") -> str:

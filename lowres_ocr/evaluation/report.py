@@ -14,7 +14,7 @@ from typing import Any
 from PIL import Image
 
 from lowres_ocr.core.charset import normalize_36
-from lowres_ocr.evaluation.runner import Artifacts
+from lowres_ocr.evaluation.runner import PROTOCOL_MODE, Artifacts, pool
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
 
@@ -64,8 +64,6 @@ def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 def protocol_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """The TextZoom protocol row: every pair set read with the LR image squeezed to 16×64 first, model and peers,
     beside each one's reading of the LR image as stored. Empty when the run had no ``lr16x64`` mode."""
-    from lowres_ocr.evaluation.runner import PROTOCOL_MODE
-
     def cell(r: dict[str, Any] | None, mode: str) -> str:
         return _fmt(r["modes"][mode]["accuracy"]) if r and mode in r["modes"] else "–"
 
@@ -82,8 +80,7 @@ def protocol_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
     def pooled(results: list[dict[str, Any] | None], mode: str | None) -> str:
         cells = [r["modes"][mode or r["headline_mode"]] for r in results if r and (mode or r["headline_mode"]) in r["modes"]]
-        n = sum(int(c["n"]) for c in cells)
-        return _fmt(100.0 * sum(int(c["correct"]) for c in cells) / n) if n else "–"
+        return _fmt(pool(cells)["accuracy"]) if cells else "–"
 
     model_results = [s["model"] for s in report["sets"] if s["name"] in names]
     rows.append(["**weighted**", str(sum(s["used"] for s in sets)), pooled(model_results, PROTOCOL_MODE),
@@ -95,7 +92,8 @@ def protocol_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 def mode_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Every mode of the model and of each peer on every set (accuracy and 1-NED), e.g. the HR side of pair sets."""
-    header = ["set", "protocol", "reader", *[f"{m} acc / 1-NED" for m in ("sr", "bicubic", "lr", "hr", "lr16x64")]]
+    modes = ("sr", "bicubic", "lr", "hr", PROTOCOL_MODE)
+    header = ["set", "protocol", "reader", *[f"{m} acc / 1-NED" for m in modes]]
     rows = []
     for s in report["sets"]:
         readers = [("ours", s.get("model")), *s.get("peers", {}).items()]
@@ -103,7 +101,7 @@ def mode_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             if not r:
                 continue
             cells = [f"{_fmt(r['modes'][m]['accuracy'])} / {_fmt(r['modes'][m]['one_minus_ned'])}" if m in r["modes"] else "–"
-                     for m in ("sr", "bicubic", "lr", "hr", "lr16x64")]
+                     for m in modes]
             rows.append([s["name"], s.get("protocol", "latin36"), name, *cells])
     return header, rows
 

@@ -300,14 +300,19 @@ def _tally_of(cell: dict[str, Any]) -> Tally:
     return Tally(n, int(cell["correct"]), int(correct_cs), cell["one_minus_ned"] * n / 100.0)
 
 
+def pool(cells: list[dict[str, Any]]) -> dict[str, float | int]:
+    """Report cells (a result's ``modes[mode]``) pooled over their samples: n, accuracy, accuracy_cs, one_minus_ned."""
+    return weighted_average([_tally_of(c) for c in cells])
+
+
 def _average(results: list[dict[str, Any] | None]) -> dict[str, Any]:
     """Sample-weighted average of the headline modes, and per mode over the sets that ran it."""
     heads = [r for r in results if r]
-    avg: dict[str, Any] = {k: v for k, v in weighted_average([_tally_of(r["modes"][r["headline_mode"]]) for r in heads]).items()}
+    avg: dict[str, Any] = dict(pool([r["modes"][r["headline_mode"]] for r in heads]))
     modes: dict[str, Any] = {}
     for mode in sorted({m for r in heads for m in r["modes"]}):
         cells = [r["modes"][mode] for r in heads if mode in r["modes"]]
-        modes[mode] = {**weighted_average([_tally_of(c) for c in cells]), "sets": len(cells)}
+        modes[mode] = {**pool(cells), "sets": len(cells)}
     avg["modes"] = modes
     return avg
 
