@@ -30,7 +30,7 @@ def bicubic_images(lrs: list[Image.Image], batch_size: int = 64, geometry: Geome
     with torch.inference_mode():
         for i in range(0, len(lrs), max(1, batch_size)):
             lr = torch.from_numpy(lr_batch(lrs[i:i + batch_size], geometry))
-            out.append(bicubic_upsample(lr).float().numpy())
+            out.append(bicubic_upsample(lr, geometry.sr_scale).float().numpy())
     return np.concatenate(out) if out else np.zeros((0, *geometry.sr_shape()), dtype=np.float32)
 
 

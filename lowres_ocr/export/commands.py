@@ -87,6 +87,10 @@ def release_command(
     note: str = typer.Option("", "--note", help="why this checkpoint (e.g. its validation accuracy)"),
     snapshot: bool = typer.Option(False, "--snapshot", help="keep the training state but the optimizer's moments: "
                                   "a run continues from it with --set resume_from=OUT (needs --out)"),
+    direct: bool = typer.Option(False, "--direct-read", help="drop an SR branch that adds nothing (residual_scale 0) "
+                                "and read each crop straight at the recognizer's resolution (geometry x sr_scale)"),
+    direct_width: int | None = typer.Option(None, "--read-width", min=8, help="with --direct-read: the maximum "
+                                            "(padded) width at that height (default: the geometry's width x sr_scale)"),
 ) -> None:
     """Release a checkpoint: drop optimizer / scheduler / RNG state, record provenance, check it loads."""
     from lowres_ocr.export.release import release_checkpoint
@@ -95,7 +99,8 @@ def release_command(
         typer.echo("release FAIL: --snapshot writes a training snapshot, not the released model: give --out", err=True)
         raise typer.Exit(2)
     try:
-        info = release_checkpoint(checkpoint, out, {"command": command, "note": note}, snapshot=snapshot)
+        info = release_checkpoint(checkpoint, out, {"command": command, "note": note}, snapshot=snapshot,
+                                  direct=direct, direct_width=direct_width)
     except (ValueError, OSError) as err:
         typer.echo(f"release FAIL: {err}", err=True)
         raise typer.Exit(1) from None

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from lowres_ocr.core.geometry import Geometry
 from lowres_ocr.network.model import load_checkpoint, load_model
 
 #: Training state that a released model does not carry.
@@ -20,16 +21,51 @@ TRAINING_STATE = ("optimizer", "scheduler", "rng", "best")
 SNAPSHOT_DROPS = ("optimizer",)
 
 
-def release_checkpoint(checkpoint: Path, out: Path, provenance: dict[str, Any], snapshot: bool = False) -> dict[str, Any]:
+def direct_read(payload: dict[str, Any], width: int | None = None) -> dict[str, Any]:
+    """The same model reading each crop straight at its recognizer's resolution: no SR branch, ``sr_scale`` 1.
+
+    Only for a model whose SR branch adds nothing (``residual_scale`` 0, its image the bicubic ×``sr_scale`` of the
+    LR input): the recognizer, head and charset are kept; the input geometry becomes the scaled one (an aspect
+    24×192 ×2 model reads 48×384), so a crop taller than the LR height is no longer shrunk to it first.
+    ``width`` sets another maximum (padded) width at that height, e.g. 320 (rapidocr's minimum recognizer width).
+    """
+    config = dict(payload["config"])
+    sr = config.get("sr") or {}
+    if sr.get("kind") == "none":
+        raise ValueError("the model reads directly already (sr.kind none)")
+    if float(sr.get("residual_scale", 1.0)) != 0.0:
+        raise ValueError(f"the model's SR branch is trained (residual_scale {sr.get('residual_scale', 1.0)}): "
+                         "dropping it would change what the recognizer reads; only a residual_scale-0 branch can go")
+    geometry = Geometry.from_config(config.get("geometry")).scaled()
+    if width is not None:
+        geometry = Geometry(geometry.kind, geometry.height, width, 1)
+    config["sr"] = {"kind": "none"}
+    config["geometry"] = geometry.to_config()
+    weights = {k: v for k, v in payload["model"].items() if not k.startswith("sr.")}
+    return {**payload, "config": config, "model": weights}
+
+
+def release_checkpoint(checkpoint: Path, out: Path, provenance: dict[str, Any], snapshot: bool = False,
+                       direct: bool = False, direct_width: int | None = None) -> dict[str, Any]:
     """Write ``out`` from ``checkpoint`` (weights, config, graph, charset, step, train config, validation) and
     ``provenance``; the result must load with :func:`load_model`. Returns what was written, without the weights.
-    ``snapshot`` keeps the training state but the optimizer's moments."""
+    ``snapshot`` keeps the training state but the optimizer's moments; ``direct`` releases :func:`direct_read`."""
     payload = load_checkpoint(checkpoint)
+    if direct_width is not None and not direct:
+        raise ValueError("a read width applies to a direct-read release only (direct)")
+    if direct and snapshot:
+        raise ValueError("a snapshot continues training as it was: it cannot also change the read path (direct)")
+    if direct:
+        payload = direct_read(payload, direct_width)
     if snapshot and "scheduler" not in payload:
         raise ValueError(f"{checkpoint} holds no training state (step, scheduler): a snapshot needs a run's checkpoint")
     drops = SNAPSHOT_DROPS if snapshot else TRAINING_STATE
     released = {k: v for k, v in payload.items() if k not in drops}
     released["provenance"] = {"checkpoint": str(checkpoint), "step": payload.get("step"), **provenance}
+    if direct:
+        g = Geometry.from_config(payload["config"]["geometry"])
+        released["provenance"]["read_path"] = (f"direct: SR branch (residual_scale 0) dropped, crops read at "
+                                               f"{g.height} px high, padded to {g.width} px ({g.kind})")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     torch.save(released, tmp)

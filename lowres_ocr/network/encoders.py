@@ -57,7 +57,10 @@ def model_charset(name: str, symbols_text: str | None = None) -> Charset:
 
 
 class PPOCREncoder(nn.Module):
-    """Resize to 48×``width``, BGR, scale to [-1, 1], run the PP-OCR backbone and neck (stride 8 in width)."""
+    """Resize to 48×``width``, BGR, scale to [-1, 1], run the PP-OCR backbone and neck (stride 8 in width).
+
+    An input already 48 px high is read at its own width (a direct-read geometry pads crops to width buckets).
+    """
 
     def __init__(self, graph_spec: dict[str, Any], width: int = 192):
         super().__init__()
@@ -91,7 +94,8 @@ class PPOCREncoder(nn.Module):
         return enc, head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(x, size=(48, self.width), mode="bilinear", align_corners=False)
+        if x.shape[2] != 48:  # fixed by the geometry, so ONNX export traces one branch
+            x = F.interpolate(x, size=(48, self.width), mode="bilinear", align_corners=False)
         x = x.flip(1) * 2.0 - 1.0  # RGB [0,1] → BGR [-1,1], as PP-OCR was trained
         return self.graph(x)
 

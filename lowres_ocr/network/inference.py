@@ -44,7 +44,7 @@ class Recognizer:
         lr = torch.from_numpy(lr_batch(chunk, self.model.geometry)).to(self.device)
         if mode == "sr":
             return self.model.sr(lr)
-        return bicubic_upsample(lr)
+        return bicubic_upsample(lr, self.model.geometry.sr_scale)
 
     @torch.inference_mode()
     def probabilities(self, images: list[Image.Image], mode: Mode = "sr", batch_size: int = 64) -> np.ndarray:

@@ -20,7 +20,7 @@ from lowres_ocr.network.attention import AttentionDecoder, attention_targets
 from lowres_ocr.network.encoders import PPOCREncoder, ResNetEncoder, model_charset
 from lowres_ocr.network.losses import attention_loss, ctc_loss, distillation_loss, info_nce, sr_loss
 from lowres_ocr.network.rectifier import TPSRectifier
-from lowres_ocr.network.sr import SRBranch
+from lowres_ocr.network.sr import build_sr
 
 DEFAULT_MODEL: dict[str, Any] = {
     "sr": {"channels": 32, "blocks": 3, "sequence": True},
@@ -64,9 +64,7 @@ class LowResOCR(nn.Module):
         super().__init__()
         self.config = config
         self.charset = charset
-        sr = config["sr"]
-        self.sr = SRBranch(sr["channels"], sr["blocks"], sr.get("sequence", True),
-                           tail_kernel=sr.get("tail_kernel", 9), residual_scale=sr.get("residual_scale", 1.0))
+        self.sr = build_sr(config["sr"], self.geometry.sr_scale)
         self.rectifier = TPSRectifier() if config.get("rectifier") else nn.Identity()
         self.encoder = encoder
         self.head = head

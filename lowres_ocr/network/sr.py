@@ -39,8 +39,35 @@ class SRBlock(nn.Module):
 
 
 def bicubic_upsample(lr: torch.Tensor, scale: int = 2) -> torch.Tensor:
-    """The baseline the SR branch must beat: bicubic ×``scale``, clamped to [0, 1]."""
+    """The baseline the SR branch must beat: bicubic ×``scale``, clamped to [0, 1] (×1: the input, clamped)."""
+    if scale == 1:
+        return lr.clamp(0, 1)
     return F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+class Resample(nn.Module):
+    """The SR branch of a model without one (config ``sr: {kind: none}``): bicubic ×``scale``, clamped to [0, 1].
+
+    With a direct-read geometry (``sr_scale`` 1: the crop arrives at the recognizer's resolution) this is the
+    identity up to the clamp, so the served SR image is the network input.
+    """
+
+    def __init__(self, scale: int = 1):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        return bicubic_upsample(lr, self.scale)
+
+
+def build_sr(config: dict, scale: int) -> nn.Module:
+    """The SR branch a model config's ``sr`` block names: residual SR units (default) or ``kind: none``."""
+    if config.get("kind", "residual") == "none":
+        return Resample(scale)
+    if config.get("kind", "residual") != "residual":
+        raise ValueError(f"sr.kind must be 'residual' or 'none', got {config.get('kind')!r}")
+    return SRBranch(config["channels"], config["blocks"], config.get("sequence", True), scale=scale,
+                    tail_kernel=config.get("tail_kernel", 9), residual_scale=config.get("residual_scale", 1.0))
 
 
 class SRBranch(nn.Module):

@@ -40,6 +40,7 @@ class _Partial(_Section):
 
 
 class SRSpec(_Partial):
+    kind: Optional[Literal["residual", "none"]] = None  # none: no branch, the SR image is the input resampled
     channels: Optional[Positive] = None
     blocks: Optional[Count] = None
     sequence: Optional[bool] = None

@@ -22,7 +22,8 @@ def validate(model: torch.nn.Module, images: list[Image.Image], labels: list[str
     """
     modes = [(m, m.training) for m in model.modules()]  # restored as they were: frozen parts stay in eval mode
     model.eval()
-    paths = {"val_accuracy": model.sr, "val_bicubic_accuracy": bicubic_upsample}
+    scale = model.geometry.sr_scale
+    paths = {"val_accuracy": model.sr, "val_bicubic_accuracy": lambda lr: bicubic_upsample(lr, scale)}
     correct = dict.fromkeys(paths, 0)
     try:
         for i in range(0, len(images), batch_size):

@@ -61,3 +61,37 @@ def test_snapshot_keeps_the_training_state_but_the_optimizer(tmp_path):
     assert runner.invoke(app, ["export", "release", str(ckpt), "--out", str(released), "--command", "x"]).exit_code == 0
     again = runner.invoke(app, ["export", "release", str(released), "--snapshot", "--out", str(tmp_path / "s2.pt"), "--command", "x"])
     assert again.exit_code == 1 and "holds no training state" in again.output
+
+
+def test_direct_read_release_drops_an_idle_sr_branch_and_reads_at_the_recognizer_resolution(tmp_path):
+    from lowres_ocr.core.geometry import Geometry
+    from lowres_ocr.network.sr import bicubic_upsample
+
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    cfg["sr"]["residual_scale"] = 0.0
+    cfg["geometry"] = {"kind": "aspect", "height": 16, "width": 64, "sr_scale": 2}
+    model = build_model(cfg).eval()
+    ckpt = tmp_path / "idle_sr.pt"
+    save_checkpoint(ckpt, model, {"step": 3})
+    out = tmp_path / "direct.pt"
+    result = CliRunner().invoke(app, ["export", "release", str(ckpt), "--out", str(out), "--command", "x", "--direct-read"])
+    assert result.exit_code == 0, result.output
+    direct, payload = load_model(out)
+    assert direct.geometry == Geometry("aspect", 32, 128, 1)
+    assert payload["config"]["sr"] == {"kind": "none"} and not any(k.startswith("sr.") for k in payload["model"])
+    assert payload["provenance"]["read_path"].startswith("direct")
+    lr = torch.rand(2, 3, 16, 64)
+    with torch.no_grad():
+        x = bicubic_upsample(lr)
+        probs, sr = direct.infer(x)  # the input is the SR image; the recognizer is unchanged
+        torch.testing.assert_close(sr, x)
+        torch.testing.assert_close(probs, model.infer(lr)[0])
+
+
+def test_direct_read_refuses_a_trained_sr_branch(tmp_path):
+    ckpt = _run_checkpoint(tmp_path / "best.pt")  # residual_scale 1: the SR branch changes what the recognizer reads
+    out = tmp_path / "direct.pt"
+    result = CliRunner().invoke(app, ["export", "release", str(ckpt), "--out", str(out), "--command", "x", "--direct-read"])
+    assert result.exit_code == 1 and not out.exists()
+    assert "SR branch is trained (residual_scale 1.0)" in result.output

@@ -22,6 +22,8 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("rapidocr") is None,
 
 ROOT = Path(__file__).resolve().parents[2]
 GEOMETRY = Geometry("aspect", height=16, width=128)
+#: A direct-read model (no SR branch): the crop arrives at the recognizer's resolution.
+DIRECT = Geometry("aspect", height=32, width=256, sr_scale=1)
 
 
 def _png(img: Image.Image) -> bytes:
@@ -61,12 +63,14 @@ def _crops() -> dict[str, bytes]:
     }
 
 
-@pytest.fixture(scope="module")
-def settings_model(tmp_path_factory: pytest.TempPathFactory):
+@pytest.fixture(scope="module", params=["sr_x2", "direct"])
+def settings_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     from lowres_ocr.network import build_model, load_model, save_checkpoint, tiny_config
 
     torch.manual_seed(3)
     cfg = {**tiny_config(), "charset": "ppocr", "geometry": GEOMETRY.to_config()}
+    if request.param == "direct":
+        cfg.update(geometry=DIRECT.to_config(), sr={"kind": "none"})
     path = tmp_path_factory.mktemp("settings") / "model.pt"
     save_checkpoint(path, build_model(cfg).eval())
     model, _ = load_model(path)
@@ -79,7 +83,8 @@ def test_checkpoint_and_onnx_carry_the_settings(settings_model, tmp_path: Path) 
     from lowres_ocr.network.encoders import ppocr_charset
 
     _, model = settings_model
-    assert model.charset == ppocr_charset() and model.charset.num_classes == 18710 and model.geometry == GEOMETRY
+    assert model.charset == ppocr_charset() and model.charset.num_classes == 18710
+    assert model.geometry in (GEOMETRY, DIRECT)
     folder = tmp_path / "crops"
     (folder / "images").mkdir(parents=True)
     rows = []
@@ -88,9 +93,9 @@ def test_checkpoint_and_onnx_carry_the_settings(settings_model, tmp_path: Path) 
         rows.append(f"images/{name.replace(':', '_')}.png\tx\n")
     (folder / "labels.tsv").write_text("".join(rows))
     onnx_path = export_onnx(model, tmp_path / "m.onnx", config=model.config)
-    assert model_settings(read_metadata(onnx_path)) == (model.charset, GEOMETRY)
+    assert model_settings(read_metadata(onnx_path)) == (model.charset, model.geometry)
     names, lr = load_crops(folder, 10, model.geometry)
-    assert lr.shape == (5, 3, 16, 128)
+    assert lr.shape == (5, *model.geometry.input_shape())
     result = check_parity(model, onnx_path, names, lr)
     assert result.passed, result.summary()
 

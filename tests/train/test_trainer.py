@@ -187,6 +187,28 @@ def test_frozen_recognizer_stage_trains_only_a_wider_sr_branch(tmp_path, real_pa
     assert 0.0 <= val["val_bicubic_accuracy"] <= 1.0 and val["val_samples"] == 8
 
 
+def test_a_direct_read_model_without_sr_branch_trains(tmp_path, real_pairs_dir):
+    """``sr: {kind: none}`` with ``sr_scale`` 1: crops read at the recognizer's resolution, nothing to train in SR."""
+    from lowres_ocr.train.trainer import Trainer
+
+    cfg = load_config("small", ["train.steps=2", "train.val_every=2", "train.checkpoint_every=2", "train.num_workers=0",
+                                "loss_weights.sr=0", "loss_weights.contrastive=0"])
+    cfg["model"].update(sr={"kind": "none"}, geometry={"kind": "aspect", "height": 32, "width": 128, "sr_scale": 1})
+    cfg["train"]["freeze"] = ["sr", "projection"]
+    cfg.update(output_dir=str(tmp_path / "run"))
+    cfg["data"] = {"train": [{"path": str(real_pairs_dir), "weight": 1.0}],
+                   "val": {"path": str(real_pairs_dir), "holdout_every": 10, "limit": 8}}
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        assert Trainer(cfg).run() == 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    final = load_checkpoint(tmp_path / "run" / "final.pt")
+    assert final["config"]["sr"]["kind"] == "none" and not any(k.startswith("sr.") for k in final["model"])
+    val = [r for r in _records(tmp_path / "run") if "val_accuracy" in r][-1]
+    assert val["val_accuracy"] == val["val_bicubic_accuracy"]  # the SR image is the input itself
+
+
 def test_freeze_rejects_unknown_parts():
     from lowres_ocr.network import build_model
     from lowres_ocr.train.trainer import frozen_modules
