@@ -38,8 +38,11 @@ def _check(probs: np.ndarray, charset: Charset) -> np.ndarray:
 def ctc_greedy(probs: np.ndarray, charset: Charset = ASCII) -> list[Decoded]:
     """Best path decoding of a batch ``probs`` [B, T, C]."""
     probs = _check(probs, charset)
-    best = probs.argmax(axis=2)
-    best_p = probs.max(axis=2)
+    return ctc_greedy_best(probs.argmax(axis=2), probs.max(axis=2), charset)
+
+
+def ctc_greedy_best(best: np.ndarray, best_p: np.ndarray, charset: Charset = ASCII) -> list[Decoded]:
+    """Best path decoding from the best class per step ``best`` [B, T] and its probability ``best_p`` [B, T]."""
     out: list[Decoded] = []
     for ids, ps in zip(best, best_p):
         kept_ids: list[int] = []
@@ -123,8 +126,13 @@ def ctc_beam_search(probs: np.ndarray, beam_width: int = 8, prune: float = 1e-4,
 def attention_greedy(probs: np.ndarray, charset: Charset = ASCII) -> list[Decoded]:
     """Attention-decoder output [B, L, C] (class 0 = end of sequence): best class per step up to the first EOS."""
     probs = _check(probs, charset)
+    return attention_greedy_best(probs.argmax(2), probs.max(2), charset)
+
+
+def attention_greedy_best(best: np.ndarray, best_p: np.ndarray, charset: Charset = ASCII) -> list[Decoded]:
+    """Attention greedy decoding from the best class per step and its probability ([B, L] each)."""
     out = []
-    for ids, ps in zip(probs.argmax(2), probs.max(2)):
+    for ids, ps in zip(np.asarray(best), np.asarray(best_p)):
         kept_ids: list[int] = []
         kept_p: list[float] = []
         for i, p in zip(ids.tolist(), ps.tolist()):
@@ -142,4 +150,19 @@ def decode(probs: np.ndarray, decoder: str = "ctc", charset: Charset = ASCII) ->
         return attention_greedy(probs, charset)
     if decoder == "ctc":
         return ctc_greedy(probs, charset)
+    raise ValueError(f"unknown decoder {decoder!r}")
+
+
+def decode_best(best: np.ndarray, best_p: np.ndarray, decoder: str = "ctc", charset: Charset = ASCII) -> list[Decoded]:
+    """:func:`decode` from the exported graph's ``best`` / ``best_prob`` outputs (the best class per step and its
+    probability), which a server moves instead of every class's probability (C = 18,710 for the full dictionary)."""
+    best, best_p = np.asarray(best), np.asarray(best_p, dtype=np.float32)
+    if best.ndim != 2 or best.shape != best_p.shape:
+        raise ValueError(f"best and best_prob must both be [batch, steps], got {best.shape} and {best_p.shape}")
+    if best.size and (best.min() < 0 or best.max() >= charset.num_classes):
+        raise ValueError(f"best holds class ids outside the {charset.name} charset's {charset.num_classes} classes")
+    if decoder == "attention":
+        return attention_greedy_best(best, best_p, charset)
+    if decoder == "ctc":
+        return ctc_greedy_best(best, best_p, charset)
     raise ValueError(f"unknown decoder {decoder!r}")

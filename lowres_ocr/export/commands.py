@@ -91,6 +91,8 @@ def release_command(
                                 "and read each crop straight at the recognizer's resolution (geometry x sr_scale)"),
     direct_width: int | None = typer.Option(None, "--read-width", min=8, help="with --direct-read: the maximum "
                                             "(padded) width at that height (default: the geometry's width x sr_scale)"),
+    blend: float | None = typer.Option(None, "--blend-pretrained", min=0.0, max=1.0, help="release ALPHA x the "
+                                       "checkpoint's recognizer weights + (1 - ALPHA) x the pretrained PP-OCR ones"),
 ) -> None:
     """Release a checkpoint: drop optimizer / scheduler / RNG state, record provenance, check it loads."""
     from lowres_ocr.export.release import release_checkpoint
@@ -100,7 +102,7 @@ def release_command(
         raise typer.Exit(2)
     try:
         info = release_checkpoint(checkpoint, out, {"command": command, "note": note}, snapshot=snapshot,
-                                  direct=direct, direct_width=direct_width)
+                                  direct=direct, direct_width=direct_width, blend=blend)
     except (ValueError, OSError) as err:
         typer.echo(f"release FAIL: {err}", err=True)
         raise typer.Exit(1) from None

@@ -14,6 +14,9 @@ from lowres_ocr.core.geometry import SQUEEZE, Geometry
 OPSET = 17
 INPUT_NAME = "lr"
 OUTPUT_NAMES = ("probs", "sr")
+#: The best class per step (int32 [B, T]) and its probability (float32 [B, T]): all greedy decoding needs, so a
+#: server moves T numbers per crop to its decoder instead of T × classes (``lowres_ocr.core.decoding.decode_best``).
+BEST_NAMES = ("best", "best_prob")
 
 
 def onnx_metadata(config: dict[str, Any] | None = None, charset: Charset = ASCII,
@@ -32,7 +35,8 @@ def onnx_metadata(config: dict[str, Any] | None = None, charset: Charset = ASCII
         "input_size": f"{w}x{h}",
         "sr_size": f"{sw}x{sh}",
         "outputs": f"probs: float32 [B,T,{charset.num_classes}] softmax, class 0 = CTC blank (ctc) or end of sequence "
-        f"(attention); sr: float32 [B,3,{sh},{sw}] in [0,1]",
+        f"(attention); sr: float32 [B,3,{sh},{sw}] in [0,1]; best: int32 [B,T] argmax of probs; best_prob: float32 "
+        "[B,T] its probability",
         "decoder": str((config or {}).get("decoder", "ctc")),  # how to read probs: lowres_ocr.core.decoding.decode
         "model_config": json.dumps(config or {}, sort_keys=True),
     }
@@ -61,8 +65,10 @@ def export_onnx(model: Any, out: Path, *, config: dict[str, Any] | None = None, 
             super().__init__()
             self.inner = inner
 
-        def forward(self, lr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return self.inner.infer(lr)
+        def forward(self, lr: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            probs, sr = self.inner.infer(lr)
+            best_prob, best = probs.max(dim=-1)
+            return probs, sr, best.to(torch.int32), best_prob
 
     wrapper = _InferPath(model).eval()
     out = Path(out)
@@ -73,8 +79,8 @@ def export_onnx(model: Any, out: Path, *, config: dict[str, Any] | None = None, 
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            wrapper, (dummy,), str(out), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
-            dynamic_axes={n: {0: "batch"} for n in (INPUT_NAME, *OUTPUT_NAMES)}, opset_version=opset, dynamo=False,
+            wrapper, (dummy,), str(out), input_names=[INPUT_NAME], output_names=[*OUTPUT_NAMES, *BEST_NAMES],
+            dynamic_axes={n: {0: "batch"} for n in (INPUT_NAME, *OUTPUT_NAMES, *BEST_NAMES)}, opset_version=opset, dynamo=False,
         )
     proto = onnx.load(str(out))
     del proto.metadata_props[:]

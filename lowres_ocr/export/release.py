@@ -45,16 +45,47 @@ def direct_read(payload: dict[str, Any], width: int | None = None) -> dict[str, 
     return {**payload, "config": config, "model": weights}
 
 
+def blend_pretrained(payload: dict[str, Any], alpha: float) -> dict[str, Any]:
+    """The checkpoint with recognizer and head weights ``alpha * its own + (1 - alpha) * pretrained``.
+
+    Pretrained: the PP-OCR recognizer of the rapidocr wheel that a ``recognizer: {type: ppocr, init: rapidocr}``
+    model starts from, with the same charset and geometry (so every tensor lines up). Weight-space ensembling of a
+    fine-tuned model and its start (WiSE-FT) keeps part of what fine-tuning on LR crops cost on clean ones.
+    """
+    from lowres_ocr.network.model import build_model
+
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"blend alpha must lie in [0, 1], got {alpha}")
+    config = payload["config"]
+    rec = config.get("recognizer", {})
+    if rec.get("type") != "ppocr" or rec.get("init") != "rapidocr":
+        raise ValueError("blending needs a ppocr recognizer started from the rapidocr wheel (recognizer.init: rapidocr)")
+    pretrained = build_model(config).state_dict()
+    weights = {}
+    for key, value in payload["model"].items():
+        start = pretrained.get(key)
+        if (key.startswith(("encoder.", "head.")) and start is not None and value.is_floating_point()
+                and start.shape == value.shape):
+            weights[key] = alpha * value + (1.0 - alpha) * start.to(value.dtype)
+        else:
+            weights[key] = value
+    return {**payload, "model": weights}
+
+
 def release_checkpoint(checkpoint: Path, out: Path, provenance: dict[str, Any], snapshot: bool = False,
-                       direct: bool = False, direct_width: int | None = None) -> dict[str, Any]:
+                       direct: bool = False, direct_width: int | None = None,
+                       blend: float | None = None) -> dict[str, Any]:
     """Write ``out`` from ``checkpoint`` (weights, config, graph, charset, step, train config, validation) and
     ``provenance``; the result must load with :func:`load_model`. Returns what was written, without the weights.
-    ``snapshot`` keeps the training state but the optimizer's moments; ``direct`` releases :func:`direct_read`."""
+    ``snapshot`` keeps the training state but the optimizer's moments; ``direct`` releases :func:`direct_read`;
+    ``blend`` releases :func:`blend_pretrained` with that alpha."""
     payload = load_checkpoint(checkpoint)
     if direct_width is not None and not direct:
         raise ValueError("a read width applies to a direct-read release only (direct)")
-    if direct and snapshot:
-        raise ValueError("a snapshot continues training as it was: it cannot also change the read path (direct)")
+    if (direct or blend is not None) and snapshot:
+        raise ValueError("a snapshot continues training as it was: it cannot also change the read path or the weights")
+    if blend is not None:
+        payload = blend_pretrained(payload, blend)
     if direct:
         payload = direct_read(payload, direct_width)
     if snapshot and "scheduler" not in payload:
@@ -62,6 +93,8 @@ def release_checkpoint(checkpoint: Path, out: Path, provenance: dict[str, Any], 
     drops = SNAPSHOT_DROPS if snapshot else TRAINING_STATE
     released = {k: v for k, v in payload.items() if k not in drops}
     released["provenance"] = {"checkpoint": str(checkpoint), "step": payload.get("step"), **provenance}
+    if blend is not None:
+        released["provenance"]["weights"] = f"blended: {blend} x the checkpoint + {1 - blend:.2f} x the pretrained PP-OCR recognizer"
     if direct:
         g = Geometry.from_config(payload["config"]["geometry"])
         released["provenance"]["read_path"] = (f"direct: SR branch (residual_scale 0) dropped, crops read at "

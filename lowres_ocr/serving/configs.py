@@ -84,6 +84,7 @@ def recognizer_config(
     sr_shape: tuple[int, int, int] | None,
     sched: Scheduling,
     params: dict[str, str] | None = None,
+    best: bool = False,
 ) -> str:
     head = {
         "onnxruntime": 'platform: "onnxruntime_onnx"\ndefault_model_filename: "model.onnx"\n',
@@ -93,6 +94,8 @@ def recognizer_config(
     outputs = [_tensor("probs", "TYPE_FP32", probs_shape)]
     if sr_shape is not None:
         outputs.append(_tensor("sr", "TYPE_FP32", sr_shape))
+    if best:
+        outputs += [_tensor("best", "TYPE_INT32", probs_shape[:1]), _tensor("best_prob", "TYPE_FP32", probs_shape[:1])]
     return (
         f'name: "{RECOGNIZER}"\n{head}max_batch_size: {sched.max_batch_size}\n'
         + _io("input", [_tensor("lr", "TYPE_FP32", lr_shape)])
@@ -102,17 +105,25 @@ def recognizer_config(
     )
 
 
-def decode_config(probs_shape: tuple[int, int], sched: Scheduling, decoder: str = "ctc", charset_name: str = "ascii") -> str:
+def decode_config(probs_shape: tuple[int, int], sched: Scheduling, decoder: str = "ctc", charset_name: str = "ascii",
+                  best: bool = False) -> str:
+    """``best``: the inputs are the recognizer's best class per step and its probability, not every class's."""
+    inputs = ([_tensor("best", "TYPE_INT32", probs_shape[:1]), _tensor("best_prob", "TYPE_FP32", probs_shape[:1])]
+              if best else [_tensor("probs", "TYPE_FP32", probs_shape)])
     return (
         f'name: "{DECODE}"\nbackend: "python"\nmax_batch_size: {sched.max_batch_size}\n'
-        + _io("input", [_tensor("probs", "TYPE_FP32", probs_shape)])
+        + _io("input", inputs)
         + _io("output", [_tensor("text", "TYPE_STRING", (1,)), _tensor("confidence", "TYPE_FP32", (1,))])
         + sched.text()
         + _parameters({"decoder": decoder, "charset_name": charset_name})
     )
 
 
-def ensemble_config(max_batch_size: int) -> str:
+def ensemble_config(max_batch_size: int, best: bool = False) -> str:
+    """``best``: the recognizer hands the decoder its best-class outputs (T numbers per crop, not T × classes)."""
+    moved = ("best", "best_prob") if best else ("probs",)
+    rec_out = "".join(f'      output_map {{ key: "{n}" value: "{n}_tensor" }}\n' for n in moved)
+    dec_in = "".join(f'      input_map {{ key: "{n}" value: "{n}_tensor" }}\n' for n in moved)
     return (
         f'name: "{ENSEMBLE}"\nplatform: "ensemble"\nmax_batch_size: {max_batch_size}\n'
         + _io("input", [_tensor("image", "TYPE_STRING", (1,))])
@@ -123,10 +134,10 @@ def ensemble_config(max_batch_size: int) -> str:
         '      output_map { key: "lr" value: "lr_tensor" } },\n'
         f'    {{ model_name: "{RECOGNIZER}" model_version: -1\n'
         '      input_map { key: "lr" value: "lr_tensor" }\n'
-        '      output_map { key: "probs" value: "probs_tensor" } },\n'
+        + rec_out.rstrip("\n") + " },\n"
         f'    {{ model_name: "{DECODE}" model_version: -1\n'
-        '      input_map { key: "probs" value: "probs_tensor" }\n'
-        '      output_map { key: "text" value: "text" }\n'
+        + dec_in
+        + '      output_map { key: "text" value: "text" }\n'
         '      output_map { key: "confidence" value: "confidence" } }\n'
         "  ]\n}\n"
     )

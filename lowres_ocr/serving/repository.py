@@ -54,6 +54,7 @@ class OnnxSignature:
     metadata: dict[str, str] = field(default_factory=dict)
     charset: Charset = ASCII
     geometry: Geometry = SQUEEZE
+    best: bool = False  # the graph has the best-class outputs (best, best_prob): the ensemble decodes from those
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,8 @@ def read_signature(onnx_path: Path) -> OnnxSignature:
         raise ValueError(f"{onnx_path}: probs has {probs_shape[1]} classes, its {charset.name} charset needs {charset.num_classes}")
     if tuple(lr_shape) != geometry.input_shape():
         raise ValueError(f"{onnx_path}: input lr is {lr_shape}, its {geometry.kind} geometry needs {geometry.input_shape()}")
-    return OnnxSignature(lr_shape, probs_shape, sr_shape, metadata, charset, geometry)  # type: ignore[arg-type]
+    best = "best" in outputs and "best_prob" in outputs
+    return OnnxSignature(lr_shape, probs_shape, sr_shape, metadata, charset, geometry, best)  # type: ignore[arg-type]
 
 
 def _template(name: str) -> str:
@@ -141,7 +143,8 @@ def write_repository(
         backend, params = ("tensorrt" if plan is not None else "onnxruntime"), {}
     rec = _write_model(
         out, configs.RECOGNIZER,
-        configs.recognizer_config(backend, sig.lr_shape, sig.probs_shape, sig.sr_shape, options.recognizer, params),
+        configs.recognizer_config(backend, sig.lr_shape, sig.probs_shape, sig.sr_shape, options.recognizer, params,
+                                  best=sig.best),
     )
     if plan is not None:
         shutil.copyfile(plan, rec / "model.plan")
@@ -153,13 +156,14 @@ def write_repository(
     decoder = sig.metadata.get("decoder", "ctc")
     if decoder not in ("ctc", "attention"):
         raise ValueError(f"{onnx_path}: unknown decoder {decoder!r} in the model metadata")
-    dec = _write_model(out, configs.DECODE, configs.decode_config(sig.probs_shape, options.decode, decoder, sig.charset.name))
+    dec = _write_model(out, configs.DECODE, configs.decode_config(sig.probs_shape, options.decode, decoder, sig.charset.name,
+                                                                    best=sig.best))
     (dec / "charset.txt").write_text(sig.charset.to_text(), encoding="utf-8")
     (dec / "model.py").write_text(_template("decode_model.py"), encoding="utf-8")
     write_vendor(dec)
 
     max_batch = min(s.max_batch_size for s in (options.preprocess, options.recognizer, options.decode))
-    ens = _write_model(out, configs.ENSEMBLE, configs.ensemble_config(max_batch))
+    ens = _write_model(out, configs.ENSEMBLE, configs.ensemble_config(max_batch, best=sig.best))
     (ens / ".gitkeep").write_text("", encoding="utf-8")
     if options.page is not None:
         write_page_models(out, sig, options, decoder)

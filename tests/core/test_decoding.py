@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from lowres_ocr.core.charset import CHARSET, NUM_CLASSES, encode
+from lowres_ocr.core.charset import ASCII, CHARSET, NUM_CLASSES, encode
 from lowres_ocr.core.decoding import ctc_beam_search, ctc_greedy, ctc_sequence_logprob
 
 
@@ -65,3 +65,20 @@ def test_attention_greedy_stops_at_end_of_sequence():
     assert decode(probs[None], "ctc")[0].text == "aba"
     with pytest.raises(ValueError, match="unknown decoder"):
         decode(probs[None], "rnn-t")
+
+
+@pytest.mark.parametrize("decoder", ["ctc", "attention"])
+def test_decoding_from_the_best_class_per_step_equals_decoding_the_probabilities(decoder):
+    from lowres_ocr.core.decoding import decode, decode_best
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(6, 12, ASCII.num_classes)) * 3
+    probs = (np.exp(logits) / np.exp(logits).sum(2, keepdims=True)).astype(np.float32)
+    probs[:, ::3, 0] += 2.0  # blanks / end of sequence now and then
+    probs /= probs.sum(2, keepdims=True)
+    from_best = decode_best(probs.argmax(2).astype(np.int32), probs.max(2), decoder, ASCII)
+    assert from_best == decode(probs, decoder, ASCII)
+    with pytest.raises(ValueError, match="outside the ascii charset"):
+        decode_best(np.full((1, 3), ASCII.num_classes, np.int32), np.ones((1, 3), np.float32), decoder, ASCII)
+    with pytest.raises(ValueError, match=r"\[batch, steps\]"):
+        decode_best(np.zeros((1, 3), np.int32), np.ones((1, 4), np.float32), decoder, ASCII)

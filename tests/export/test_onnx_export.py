@@ -21,7 +21,7 @@ def test_exported_graph_contract(tiny_onnx: Path) -> None:
     proto = onnx.load(str(tiny_onnx))
     onnx.checker.check_model(proto, full_check=True)
     assert [i.name for i in proto.graph.input] == ["lr"]
-    assert [o.name for o in proto.graph.output] == ["probs", "sr"]
+    assert [o.name for o in proto.graph.output] == ["probs", "sr", "best", "best_prob"]
     lr_dims = proto.graph.input[0].type.tensor_type.shape.dim
     assert lr_dims[0].dim_param == "batch" and [d.dim_value for d in lr_dims[1:]] == [3, 16, 64]
     meta = onnx_export.read_metadata(tiny_onnx)

@@ -51,7 +51,7 @@ def test_production_onnxruntime_repository(onnx_file: Path, tmp_path: Path) -> N
     assert rec.dynamic_batching.max_queue_delay_microseconds == 1000
     assert rec.instance_group[0].kind == KIND.KIND_GPU and rec.instance_group[0].count == 2
     assert [(i.name, i.data_type, list(i.dims)) for i in rec.input] == [("lr", TYPE.TYPE_FP32, [3, 16, 64])]
-    assert [o.name for o in rec.output] == ["probs", "sr"] and list(rec.output[0].dims)[1] == 95
+    assert [o.name for o in rec.output] == ["probs", "sr", "best", "best_prob"] and list(rec.output[0].dims)[1] == 95
     assert (repo / "recognizer/1/model.onnx").is_file() and not (repo / "recognizer/1/model.py").exists()
 
     ens = _parse(repo / "lowres_ocr" / "config.pbtxt")
@@ -59,6 +59,10 @@ def test_production_onnxruntime_repository(onnx_file: Path, tmp_path: Path) -> N
     assert [(i.name, i.data_type) for i in ens.input] == [("image", TYPE.TYPE_STRING)]
     assert [(o.name, o.data_type) for o in ens.output] == [("text", TYPE.TYPE_STRING), ("confidence", TYPE.TYPE_FP32)]
     assert [s.model_name for s in ens.ensemble_scheduling.step] == ["preprocess", "recognizer", "decode"]
+    # the decoder gets the best class per step and its probability, not every class's probability
+    moved = {s.model_name: (dict(s.input_map), dict(s.output_map)) for s in ens.ensemble_scheduling.step}
+    assert moved["recognizer"][1] == {"best": "best_tensor", "best_prob": "best_prob_tensor"}
+    assert moved["decode"][0] == {"best": "best_tensor", "best_prob": "best_prob_tensor"}
     assert (repo / "lowres_ocr" / "1").is_dir() and not any(p.suffix for p in (repo / "lowres_ocr" / "1").iterdir() if p.name != ".gitkeep")
 
     pre = _parse(repo / "preprocess" / "config.pbtxt")
@@ -66,6 +70,8 @@ def test_production_onnxruntime_repository(onnx_file: Path, tmp_path: Path) -> N
     assert pre.parameters["max_side"].string_value == "3072" and pre.parameters["min_side"].string_value == "4"
     dec = _parse(repo / "decode" / "config.pbtxt")
     assert [o.name for o in dec.output] == ["text", "confidence"]
+    assert [(i.name, i.data_type, list(i.dims)) for i in dec.input] == [("best", TYPE.TYPE_INT32, [rec.output[0].dims[0]]),
+                                                                        ("best_prob", TYPE.TYPE_FP32, [rec.output[0].dims[0]])]
     assert dec.parameters["decoder"].string_value == "ctc"
 
 
