@@ -95,3 +95,26 @@ def test_direct_read_refuses_a_trained_sr_branch(tmp_path):
     result = CliRunner().invoke(app, ["export", "release", str(ckpt), "--out", str(out), "--command", "x", "--direct-read"])
     assert result.exit_code == 1 and not out.exists()
     assert "SR branch is trained (residual_scale 1.0)" in result.output
+
+
+def test_blend_with_the_pretrained_recognizer_interpolates_encoder_and_head(tmp_path):
+    import pytest
+
+    pytest.importorskip("rapidocr", reason="the pretrained recognizer comes from the rapidocr wheel")
+    from lowres_ocr.export.release import blend_pretrained
+    from lowres_ocr.network.model import DEFAULT_MODEL, merge
+
+    cfg = merge(DEFAULT_MODEL, {"sr": {"residual_scale": 0.0}})
+    start = build_model(cfg).state_dict()
+    tuned = {k: (v + 1.0 if v.is_floating_point() else v) for k, v in start.items()}  # "fine-tuned": every float +1
+    payload = {"config": build_model(cfg).config, "model": tuned}
+    half = blend_pretrained(payload, 0.5)["model"]
+    key = next(k for k in start if k.startswith("encoder.") and start[k].is_floating_point())
+    torch.testing.assert_close(half[key], start[key] + 0.5)
+    torch.testing.assert_close(half["head.weight"], start["head.weight"] + 0.5)
+    assert torch.equal(half["projection.0.weight"], tuned["projection.0.weight"])  # not part of the recognizer
+    assert all(torch.equal(blend_pretrained(payload, 1.0)["model"][k], tuned[k]) for k in tuned)
+    with pytest.raises(ValueError, match="alpha must lie in"):
+        blend_pretrained(payload, 1.5)
+    with pytest.raises(ValueError, match="ppocr recognizer"):
+        blend_pretrained({"config": tiny_config(), "model": {}}, 0.5)
