@@ -61,6 +61,34 @@ def _local_arguments(preset: str, steps: int, nproc: int, min_accuracy: float, e
             "deploy_target": "local", "gate_tolerance": gate_tolerance}
 
 
+#: Pipeline arguments that name files of the checkout: kfp.local keys its cache by argument values, so a file that
+#: changed under the same path (a new model/lowres_ocr.pt) would otherwise be served from the old run's outputs.
+PATH_ARGUMENTS = ("init_from", "baseline_model", "baseline_report")
+PATH_DIGESTS = ".path_arguments.json"
+
+
+def path_digests(root: Path, args: dict[str, Any]) -> dict[str, str]:
+    """sha256 of each file a path argument names (relative to ``root``), keyed ``argument=path``."""
+    import hashlib
+
+    out = {}
+    for key in PATH_ARGUMENTS:
+        value = args.get(key)
+        path = (root / value) if value else None
+        if path is not None and path.is_file():
+            out[f"{key}={value}"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def changed_path_arguments(outputs_root: Path, digests: dict[str, str]) -> list[str]:
+    """The path arguments whose file differs from the one the cached outputs were made with (none recorded: none)."""
+    record = outputs_root / PATH_DIGESTS
+    if not record.is_file():
+        return []
+    before = json.loads(record.read_text(encoding="utf-8"))
+    return sorted(k for k, v in digests.items() if k in before and before[k] != v)
+
+
 def _default_init(root: Path, init_from: Optional[str]) -> str:
     if init_from is not None:
         return init_from
@@ -149,9 +177,17 @@ def run_local(
     outputs_root = (root / pipeline_root).resolve()
     state = _serving_state(outputs_root)
     log_path = outputs_root / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    digests = path_digests(root, args)
+    changed = changed_path_arguments(outputs_root, digests)
+    if cache and changed:
+        cache = False
+        typer.echo(f"cache off for this run: {', '.join(changed)} changed since the cached outputs were made")
     typer.echo(f"kfp.local run of {PIPELINE_FILE} (cache {'on' if cache else 'off'}); Kubernetes settings are ignored "
                f"here, no cluster is contacted. Full log: {log_path}")
     result, tracker, error = _run_pipeline(root, outputs_root, cache, args, log_path)
+    if error is None:
+        outputs_root.mkdir(parents=True, exist_ok=True)
+        (outputs_root / PATH_DIGESTS).write_text(json.dumps(digests, indent=1) + "\n", encoding="utf-8")
     if error is not None:
         if state.is_file() and not keep_serving:
             stop_local(json.loads(state.read_text()))
