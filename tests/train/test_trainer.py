@@ -159,24 +159,30 @@ def test_missing_training_source_is_named(tmp_path):
         SampleSource(tmp_path / "nowhere")
 
 
-def test_frozen_recognizer_stage_trains_only_a_wider_sr_branch(tmp_path, real_pairs_dir, real_words_dir):
-    """The sr_stage recipe in miniature: init from a checkpoint, wider SR (fresh), recognizer frozen."""
-    from lowres_ocr.network import build_model, save_checkpoint
+def _train_in_process(cfg: dict, pairs: Path, out: Path) -> dict:
+    """Run ``cfg`` in this process on the real pairs (8 held out for validation); the final checkpoint."""
     from lowres_ocr.train.trainer import Trainer
 
-    cfg = load_config("small", ["train.steps=3", "train.val_every=3", "train.checkpoint_every=3", "train.num_workers=0"])
-    init = build_model(cfg["model"])
-    save_checkpoint(tmp_path / "init.pt", init)
-    cfg.update(init_from=str(tmp_path / "init.pt"), output_dir=str(tmp_path / "run"), model_changes={"sr": {"channels": 24}})
-    cfg["train"]["freeze"] = ["recognizer"]
-    cfg["data"] = {"train": [{"path": str(real_pairs_dir), "weight": 1.0}],
-                   "val": {"path": str(real_pairs_dir), "holdout_every": 10, "limit": 8}}
+    cfg["data"] = {"train": [{"path": str(pairs), "weight": 1.0}], "val": {"path": str(pairs), "holdout_every": 10, "limit": 8}}
+    cfg["output_dir"] = str(out)
     previous = signal.getsignal(signal.SIGTERM)
     try:
         assert Trainer(cfg).run() == 0
     finally:
         signal.signal(signal.SIGTERM, previous)
-    final = load_checkpoint(tmp_path / "run" / "final.pt")
+    return load_checkpoint(out / "final.pt")
+
+
+def test_frozen_recognizer_stage_trains_only_a_wider_sr_branch(tmp_path, real_pairs_dir, real_words_dir):
+    """The sr_stage recipe in miniature: init from a checkpoint, wider SR (fresh), recognizer frozen."""
+    from lowres_ocr.network import build_model, save_checkpoint
+
+    cfg = load_config("small", ["train.steps=3", "train.val_every=3", "train.checkpoint_every=3", "train.num_workers=0"])
+    init = build_model(cfg["model"])
+    save_checkpoint(tmp_path / "init.pt", init)
+    cfg.update(init_from=str(tmp_path / "init.pt"), model_changes={"sr": {"channels": 24}})
+    cfg["train"]["freeze"] = ["recognizer"]
+    final = _train_in_process(cfg, real_pairs_dir, tmp_path / "run")
     assert final["config"]["sr"]["channels"] == 24
     before = init.state_dict()
     for name, tensor in final["model"].items():
@@ -189,21 +195,11 @@ def test_frozen_recognizer_stage_trains_only_a_wider_sr_branch(tmp_path, real_pa
 
 def test_a_direct_read_model_without_sr_branch_trains(tmp_path, real_pairs_dir):
     """``sr: {kind: none}`` with ``sr_scale`` 1: crops read at the recognizer's resolution, nothing to train in SR."""
-    from lowres_ocr.train.trainer import Trainer
-
     cfg = load_config("small", ["train.steps=2", "train.val_every=2", "train.checkpoint_every=2", "train.num_workers=0",
                                 "loss_weights.sr=0", "loss_weights.contrastive=0"])
     cfg["model"].update(sr={"kind": "none"}, geometry={"kind": "aspect", "height": 32, "width": 128, "sr_scale": 1})
     cfg["train"]["freeze"] = ["sr", "projection"]
-    cfg.update(output_dir=str(tmp_path / "run"))
-    cfg["data"] = {"train": [{"path": str(real_pairs_dir), "weight": 1.0}],
-                   "val": {"path": str(real_pairs_dir), "holdout_every": 10, "limit": 8}}
-    previous = signal.getsignal(signal.SIGTERM)
-    try:
-        assert Trainer(cfg).run() == 0
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    final = load_checkpoint(tmp_path / "run" / "final.pt")
+    final = _train_in_process(cfg, real_pairs_dir, tmp_path / "run")
     assert final["config"]["sr"]["kind"] == "none" and not any(k.startswith("sr.") for k in final["model"])
     val = [r for r in _records(tmp_path / "run") if "val_accuracy" in r][-1]
     assert val["val_accuracy"] == val["val_bicubic_accuracy"]  # the SR image is the input itself
