@@ -146,11 +146,8 @@ def attention_greedy_best(best: np.ndarray, best_p: np.ndarray, charset: Charset
 
 def decode(probs: np.ndarray, decoder: str = "ctc", charset: Charset = ASCII) -> list[Decoded]:
     """Greedy decoding for either head: ``ctc`` (blank = 0) or ``attention`` (EOS = 0)."""
-    if decoder == "attention":
-        return attention_greedy(probs, charset)
-    if decoder == "ctc":
-        return ctc_greedy(probs, charset)
-    raise ValueError(f"unknown decoder {decoder!r}")
+    probs = _check(probs, charset)
+    return decode_best(probs.argmax(axis=2), probs.max(axis=2), decoder, charset)
 
 
 def decode_best(best: np.ndarray, best_p: np.ndarray, decoder: str = "ctc", charset: Charset = ASCII) -> list[Decoded]:

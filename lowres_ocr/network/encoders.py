@@ -59,7 +59,7 @@ def model_charset(name: str, symbols_text: str | None = None) -> Charset:
 class PPOCREncoder(nn.Module):
     """Resize to 48×``width``, BGR, scale to [-1, 1], run the PP-OCR backbone and neck (stride 8 in width).
 
-    An input already 48 px high is read at its own width (a direct-read geometry pads crops to width buckets).
+    An input already 48 px high (a direct-read geometry, ``sr_scale`` 1) is read at its own width.
     """
 
     def __init__(self, graph_spec: dict[str, Any], width: int = 192):

@@ -62,10 +62,11 @@ class Resample(nn.Module):
 
 def build_sr(config: dict, scale: int) -> nn.Module:
     """The SR branch a model config's ``sr`` block names: residual SR units (default) or ``kind: none``."""
-    if config.get("kind", "residual") == "none":
+    kind = config.get("kind", "residual")
+    if kind == "none":
         return Resample(scale)
-    if config.get("kind", "residual") != "residual":
-        raise ValueError(f"sr.kind must be 'residual' or 'none', got {config.get('kind')!r}")
+    if kind != "residual":
+        raise ValueError(f"sr.kind must be 'residual' or 'none', got {kind!r}")
     return SRBranch(config["channels"], config["blocks"], config.get("sequence", True), scale=scale,
                     tail_kernel=config.get("tail_kernel", 9), residual_scale=config.get("residual_scale", 1.0))
 

@@ -185,9 +185,6 @@ def run_local(
     typer.echo(f"kfp.local run of {PIPELINE_FILE} (cache {'on' if cache else 'off'}); Kubernetes settings are ignored "
                f"here, no cluster is contacted. Full log: {log_path}")
     result, tracker, error = _run_pipeline(root, outputs_root, cache, args, log_path)
-    if error is None:
-        outputs_root.mkdir(parents=True, exist_ok=True)
-        (outputs_root / PATH_DIGESTS).write_text(json.dumps(digests, indent=1) + "\n", encoding="utf-8")
     if error is not None:
         if state.is_file() and not keep_serving:
             stop_local(json.loads(state.read_text()))
@@ -196,6 +193,7 @@ def run_local(
                    f"{str(error).splitlines()[0][:200]}", err=True)
         typer.echo(f"full log: {log_path}", err=True)
         raise typer.Exit(1)
+    (outputs_root / PATH_DIGESTS).write_text(json.dumps(digests, indent=1) + "\n", encoding="utf-8")
     raise typer.Exit(_print_result(result.outputs, tracker, state, log_path, keep_serving))
 
 
