@@ -2,9 +2,12 @@
 
     .venv/bin/python benchmarks/bench_serving.py [--onnx M | --weights W] [--duration 10] [--concurrency 1 4 16]
 
-Per protocol (HTTP, gRPC) and concurrency: ``c`` client processes (spawned, one tritonclient each) send
-one crop per request, round-robin over the real crops, for a fixed duration; prints requests/s, p50/p99
-latency, errors (must be 0: exit 1 otherwise) and the ratio to the in-process baseline.
+Per protocol (HTTP, gRPC) and concurrency ``c``: ``c`` requests of one crop each kept in flight, round-robin over
+the real crops, for a fixed duration; prints requests/s, p50/p99 latency, errors (must be 0: exit 1 otherwise) and the
+ratio to the in-process baseline. The load comes from one client process with ``c`` asyncio tasks (tritonclient's aio
+clients; the way perf_analyzer keeps ``c`` requests outstanding), so on a small machine the load generator takes
+little of the cores the server is measured on; ``--client processes`` starts ``c`` client processes instead (one
+blocking tritonclient each), the heavier load of ``c`` independent callers.
 
 Baselines (same process as the harness, same crops, one call after the other), each measured before and after the
 server runs; the ratios use their mean:
@@ -16,6 +19,7 @@ server runs; the ratios use their mean:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import multiprocessing as mp
 import statistics
 import sys
@@ -84,7 +88,62 @@ def _client(url: str, protocol: str, crops: list[bytes], offset: int, duration: 
         queue.put((latencies, errors, time.perf_counter() - start))
 
 
-def run_cell(url: str, protocol: str, crops: list[bytes], concurrency: int, duration: float) -> Cell:
+async def _async_load(url: str, protocol: str, crops: list[bytes], concurrency: int, duration: float) -> tuple[list[float], int, float]:
+    """``concurrency`` tasks on one aio tritonclient, each sending its next crop as soon as its answer is back."""
+    import importlib
+
+    from lowres_ocr.serving.configs import ENSEMBLE
+
+    module = importlib.import_module(f"tritonclient.{protocol}.aio")
+    client = module.InferenceServerClient(url)
+
+    def request(i: int) -> tuple[list, list]:
+        inp = module.InferInput("image", [1, 1], "BYTES")
+        arr = np.array([[crops[i % len(crops)]]], dtype=np.object_)
+        if protocol == "http":
+            inp.set_data_from_numpy(arr, binary_data=True)
+            return [inp], [module.InferRequestedOutput(n, binary_data=True) for n in ("text", "confidence")]
+        inp.set_data_from_numpy(arr)
+        return [inp], [module.InferRequestedOutput(n) for n in ("text", "confidence")]
+
+    latencies: list[float] = []
+    errors = 0
+
+    async def worker(offset: int, start: float) -> None:
+        nonlocal errors
+        i = offset
+        while time.perf_counter() - start < duration:
+            inputs, outputs = request(i)
+            t0 = time.perf_counter()
+            try:
+                result = await client.infer(ENSEMBLE, inputs, outputs=outputs)
+                result.as_numpy("text")
+                latencies.append(time.perf_counter() - t0)
+            except Exception:  # noqa: BLE001 - every failure counts as an error of the run
+                errors += 1
+            i += 1
+
+    try:
+        warmups = [request(k * 7) for k in range(concurrency)]  # warm-up: connections set up
+        await asyncio.gather(*(client.infer(ENSEMBLE, inputs, outputs=outputs) for inputs, outputs in warmups))
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(k * 7, start) for k in range(concurrency)))
+        return latencies, errors, time.perf_counter() - start
+    finally:
+        await client.close()
+
+
+def run_cell(url: str, protocol: str, crops: list[bytes], concurrency: int, duration: float, client: str = "async") -> Cell:
+    if client == "async":
+        lat_s, errors, seconds = asyncio.run(_async_load(url, protocol, crops, concurrency, duration))
+        lat = np.array(lat_s) * 1000
+        return Cell(protocol, concurrency, len(lat), errors, seconds,
+                    float(np.percentile(lat, 50)) if len(lat) else float("nan"),
+                    float(np.percentile(lat, 99)) if len(lat) else float("nan"))
+    return _run_processes(url, protocol, crops, concurrency, duration)
+
+
+def _run_processes(url: str, protocol: str, crops: list[bytes], concurrency: int, duration: float) -> Cell:
     ctx = mp.get_context("spawn")  # gRPC does not survive fork
     barrier, queue = ctx.Barrier(concurrency), ctx.Queue()
     procs = [ctx.Process(target=_client, args=(url, protocol, crops, k * 7, duration, barrier, queue)) for k in range(concurrency)]
@@ -114,6 +173,8 @@ def main() -> int:
     ap.add_argument("--preprocess-instances", type=int, default=2)
     ap.add_argument("--queue-delay-us", type=int, default=2000)
     ap.add_argument("--no-rapidocr", action="store_true", help="leave out rapidocr's recognizer as a baseline")
+    ap.add_argument("--client", choices=["async", "processes"], default="async",
+                    help="load generator: one process with c asyncio requests in flight, or c client processes")
     args = ap.parse_args()
 
     from lowres_ocr.serving.configs import Scheduling
@@ -124,7 +185,7 @@ def main() -> int:
     source = args.data or default_crops_dir()
     crops = load_crops(source, args.count)
     payloads = [data for _, data in crops]
-    print(f"model: {origin}\ncrops: {len(crops)} from {source}")
+    print(f"model: {origin}\ncrops: {len(crops)} from {source}\nload: {args.client} client")
 
     before = baselines(onnx, payloads, args.duration, not args.no_rapidocr)
     print("baselines (before): " + ", ".join(f"{k} {v:.1f} crops/s" for k, v in before.items()), flush=True)
@@ -143,7 +204,7 @@ def main() -> int:
         for protocol in args.protocols:
             url = server.http_url if protocol == "http" else server.grpc_url
             for c in args.concurrency:
-                cells.append(run_cell(url, protocol, payloads, c, args.duration))
+                cells.append(run_cell(url, protocol, payloads, c, args.duration, args.client))
                 cell = cells[-1]
                 print(f"  {protocol:4s} c={c:<3d} {cell.rps:7.1f} req/s  p50 {cell.p50_ms:6.1f} ms  p99 {cell.p99_ms:6.1f} ms  errors {cell.errors}", flush=True)
     after = baselines(onnx, payloads, args.duration, not args.no_rapidocr)

@@ -93,10 +93,10 @@ class SRBranch(nn.Module):
         nn.init.zeros_(self.tail.bias)
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
-        base = F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False)
         if self.residual_scale == 0 and not self.training:
             # the residual is multiplied by 0: the image is bicubic, so inference (and the ONNX graph) skips the branch
-            return torch.clamp(base, 0.0, 1.0)
+            return bicubic_upsample(lr, self.scale)
+        base = F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False)
         feat = self.head(lr)
         feat = feat + self.fuse(self.blocks(feat))
         return torch.clamp(base + self.residual_scale * self.tail(self.up(feat)), 0.0, 1.0)
