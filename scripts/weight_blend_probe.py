@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from read_path_probe import load, run  # noqa: E402
 
-from lowres_ocr.export.release import blend_pretrained  # noqa: E402
+from lowres_ocr.export.release import average_weights, blend_pretrained  # noqa: E402
 from lowres_ocr.network import build_model, load_checkpoint  # noqa: E402
 
 DEFAULT_SETS = ["data/textzoom_train2@5", "data/ic15_train@9", "build/val_zh_mixed@1", "data/iiit5k_train@4"]
@@ -32,6 +32,7 @@ DEFAULT_SETS = ["data/textzoom_train2@5", "data/ic15_train@9", "build/val_zh_mix
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", default="model/lowres_ocr.pt")
+    ap.add_argument("--average-with", nargs="*", default=[], help="other checkpoints of the run: read the mean weights")
     ap.add_argument("--alphas", nargs="+", type=float, default=[1.0, 0.8, 0.6, 0.4, 0.0])
     ap.add_argument("--set", dest="sets", action="append")
     ap.add_argument("--limit", type=int, default=600)
@@ -39,6 +40,8 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     payload = load_checkpoint(args.weights)
+    if args.average_with:
+        payload = average_weights(payload, [load_checkpoint(p) for p in args.average_with])
     data = {spec: load(spec, args.limit) for spec in (args.sets or DEFAULT_SETS)}
     results: dict[str, Any] = {"weights": args.weights, "alphas": {}, "command": "nice -n 5 .venv/bin/python "
                                + shlex.join(["scripts/weight_blend_probe.py", *(argv or sys.argv[1:])])}

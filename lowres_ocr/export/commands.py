@@ -93,6 +93,8 @@ def release_command(
                                             "(padded) width at that height (default: the geometry's width x sr_scale)"),
     blend: float | None = typer.Option(None, "--blend-pretrained", min=0.0, max=1.0, help="release ALPHA x the "
                                        "checkpoint's recognizer weights + (1 - ALPHA) x the pretrained PP-OCR ones"),
+    average_with: list[Path] = typer.Option([], "--average-with", exists=True, dir_okay=False, help="another "
+                                            "checkpoint of the same run (repeatable): release the mean of all weights"),
 ) -> None:
     """Release a checkpoint: drop optimizer / scheduler / RNG state, record provenance, check it loads."""
     from lowres_ocr.export.release import release_checkpoint
@@ -102,7 +104,8 @@ def release_command(
         raise typer.Exit(2)
     try:
         info = release_checkpoint(checkpoint, out, {"command": command, "note": note}, snapshot=snapshot,
-                                  direct=direct, direct_width=direct_width, blend=blend)
+                                  direct=direct, direct_width=direct_width, blend=blend,
+                                  average_with=list(average_with))
     except (ValueError, OSError) as err:
         typer.echo(f"release FAIL: {err}", err=True)
         raise typer.Exit(1) from None

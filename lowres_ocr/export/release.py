@@ -72,18 +72,40 @@ def blend_pretrained(payload: dict[str, Any], alpha: float) -> dict[str, Any]:
     return {**payload, "model": weights}
 
 
+def average_weights(payload: dict[str, Any], others: list[dict[str, Any]]) -> dict[str, Any]:
+    """``payload`` with every float tensor the mean of its own and the same tensor of ``others`` (checkpoints of one
+    run: the same architecture and charset). Averaging checkpoints along a run (as SWA does) smooths the step-to-step
+    noise of a small-batch fine-tune; integer tensors (BatchNorm counters) are ``payload``'s."""
+    for k, other in enumerate(others):
+        if other.get("charset_symbols") != payload.get("charset_symbols") or other["config"] != payload["config"]:
+            raise ValueError(f"checkpoint {k + 2} of the average has another architecture or charset")
+    weights = {}
+    for key, value in payload["model"].items():
+        tensors = [value]
+        for k, other in enumerate(others):
+            theirs = other["model"].get(key)
+            if theirs is None or theirs.shape != value.shape:
+                raise ValueError(f"checkpoint {k + 2} of the average has no tensor {key} of shape {tuple(value.shape)}")
+            tensors.append(theirs)
+        weights[key] = torch.stack([t.to(value.dtype) for t in tensors]).mean(0) if value.is_floating_point() else value
+    return {**payload, "model": weights}
+
+
 def release_checkpoint(checkpoint: Path, out: Path, provenance: dict[str, Any], snapshot: bool = False,
                        direct: bool = False, direct_width: int | None = None,
-                       blend: float | None = None) -> dict[str, Any]:
+                       blend: float | None = None, average_with: list[Path] | None = None) -> dict[str, Any]:
     """Write ``out`` from ``checkpoint`` (weights, config, graph, charset, step, train config, validation) and
     ``provenance``; the result must load with :func:`load_model`. Returns what was written, without the weights.
     ``snapshot`` keeps the training state but the optimizer's moments; ``direct`` releases :func:`direct_read`;
-    ``blend`` releases :func:`blend_pretrained` with that alpha."""
+    ``average_with`` releases :func:`average_weights` of the checkpoint and those; ``blend`` then releases
+    :func:`blend_pretrained` with that alpha."""
     payload = load_checkpoint(checkpoint)
     if direct_width is not None and not direct:
         raise ValueError("a read width applies to a direct-read release only (direct)")
-    if (direct or blend is not None) and snapshot:
+    if (direct or blend is not None or average_with) and snapshot:
         raise ValueError("a snapshot continues training as it was: it cannot also change the read path or the weights")
+    if average_with:
+        payload = average_weights(payload, [load_checkpoint(p) for p in average_with])
     if blend is not None:
         payload = blend_pretrained(payload, blend)
     if direct:
@@ -93,8 +115,11 @@ def release_checkpoint(checkpoint: Path, out: Path, provenance: dict[str, Any], 
     drops = SNAPSHOT_DROPS if snapshot else TRAINING_STATE
     released = {k: v for k, v in payload.items() if k not in drops}
     released["provenance"] = {"checkpoint": str(checkpoint), "step": payload.get("step"), **provenance}
+    if average_with:
+        released["provenance"]["averaged_with"] = [str(p) for p in average_with]
     if blend is not None:
-        released["provenance"]["weights"] = f"blended: {blend} x the checkpoint + {1 - blend:.2f} x the pretrained PP-OCR recognizer"
+        what = f"the mean of {1 + len(average_with)} checkpoints" if average_with else "the checkpoint"
+        released["provenance"]["weights"] = f"blended: {blend} x {what} + {1 - blend:.2f} x the pretrained PP-OCR recognizer"
     if direct:
         g = Geometry.from_config(payload["config"]["geometry"])
         released["provenance"]["read_path"] = (f"direct: SR branch (residual_scale 0) dropped, crops read at "

@@ -118,3 +118,26 @@ def test_blend_with_the_pretrained_recognizer_interpolates_encoder_and_head(tmp_
         blend_pretrained(payload, 1.5)
     with pytest.raises(ValueError, match="ppocr recognizer"):
         blend_pretrained({"config": tiny_config(), "model": {}}, 0.5)
+
+
+def test_release_averages_checkpoints_of_one_run(tmp_path):
+    first = _run_checkpoint(tmp_path / "step250.pt")
+    payload = torch.load(first, weights_only=False)
+    shifted = {k: (v + 2.0 if v.is_floating_point() else v) for k, v in payload["model"].items()}
+    second = tmp_path / "step500.pt"
+    torch.save({**payload, "model": shifted}, second)
+    out = tmp_path / "mean.pt"
+    result = CliRunner().invoke(app, ["export", "release", str(second), "--out", str(out), "--command", "x",
+                                      "--average-with", str(first)])
+    assert result.exit_code == 0, result.output
+    released = torch.load(out, weights_only=False)
+    assert released["provenance"]["averaged_with"] == [str(first)]
+    for key, value in payload["model"].items():
+        expected = value + 1.0 if value.is_floating_point() else value  # the mean of +0 and +2
+        torch.testing.assert_close(released["model"][key], expected)
+    other = tmp_path / "other.pt"
+    torch.save({**payload, "config": {**payload["config"], "contrastive_dim": 7}}, other)
+    result = CliRunner().invoke(app, ["export", "release", str(second), "--out", str(tmp_path / "bad.pt"),
+                                      "--command", "x", "--average-with", str(other)])
+    assert result.exit_code == 1 and "checkpoint 2 of the average has another architecture" in result.output
+    assert not (tmp_path / "bad.pt").exists()
