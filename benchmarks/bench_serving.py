@@ -159,6 +159,18 @@ def _run_processes(url: str, protocol: str, crops: list[bytes], concurrency: int
                 float(np.percentile(lat, 99)) if len(lat) else float("nan"))
 
 
+def batching(url: str) -> dict[str, float]:
+    """Mean requests per execution of every model in the repository: how much dynamic batching gathered."""
+    import tritonclient.http as http
+
+    client = http.InferenceServerClient(url)
+    try:
+        stats = client.get_inference_statistics()["model_stats"]
+    finally:
+        client.close()
+    return {m["name"]: int(m["inference_count"]) / int(m["execution_count"]) for m in stats if int(m.get("execution_count", 0))}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--onnx", type=Path)
@@ -168,10 +180,11 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per cell")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--protocols", nargs="+", default=["http", "grpc"], choices=["http", "grpc"])
-    ap.add_argument("--local-threads", type=int, default=2, help="ONNX Runtime threads of the served recognizer")
-    ap.add_argument("--recognizer-instances", type=int, default=1)
+    ap.add_argument("--local-threads", type=int, default=1, help="ONNX Runtime threads of each served recognizer instance")
+    ap.add_argument("--recognizer-instances", type=int, default=2)
     ap.add_argument("--preprocess-instances", type=int, default=2)
-    ap.add_argument("--queue-delay-us", type=int, default=2000)
+    ap.add_argument("--queue-delay-us", type=int, default=2000, help="the recognizer's max queue delay")
+    ap.add_argument("--step-queue-delay-us", type=int, default=1000, help="max queue delay of preprocess and decode")
     ap.add_argument("--no-rapidocr", action="store_true", help="leave out rapidocr's recognizer as a baseline")
     ap.add_argument("--client", choices=["async", "processes"], default="async",
                     help="load generator: one process with c asyncio requests in flight, or c client processes")
@@ -193,9 +206,9 @@ def main() -> int:
     repo = Path(tempfile.mkdtemp(prefix="lowres_ocr_bench_repo_"))
     options = RepositoryOptions(
         local=True,
-        preprocess=Scheduling(instances=args.preprocess_instances, max_queue_delay_us=0),
+        preprocess=Scheduling(instances=args.preprocess_instances, max_queue_delay_us=args.step_queue_delay_us),
         recognizer=Scheduling(instances=args.recognizer_instances, max_queue_delay_us=args.queue_delay_us),
-        decode=Scheduling(max_queue_delay_us=0),
+        decode=Scheduling(max_queue_delay_us=args.step_queue_delay_us),
         local_threads=args.local_threads,
     )
     write_repository(onnx, repo, options=options)
@@ -207,6 +220,8 @@ def main() -> int:
                 cells.append(run_cell(url, protocol, payloads, c, args.duration, args.client))
                 cell = cells[-1]
                 print(f"  {protocol:4s} c={c:<3d} {cell.rps:7.1f} req/s  p50 {cell.p50_ms:6.1f} ms  p99 {cell.p99_ms:6.1f} ms  errors {cell.errors}", flush=True)
+        print("requests per model execution (Triton statistics, all cells): " + ", ".join(
+            f"{name} {n:.1f}" for name, n in batching(server.http_url).items()))
     after = baselines(onnx, payloads, args.duration, not args.no_rapidocr)
     print("baselines (after): " + ", ".join(f"{k} {v:.1f} crops/s" for k, v in after.items()))
     mean = {k: statistics.mean([before[k], after[k]]) for k in before}

@@ -21,6 +21,8 @@ def repo_command(
     local: bool = typer.Option(False, "--local", help="recognizer as a python-backend model running ONNX Runtime (local server)"),
     max_batch: int = typer.Option(64, "--max-batch", help="max_batch_size of every model (≤ the plan's max batch)"),
     queue_delay_us: int = typer.Option(500, "--queue-delay-us", help="dynamic batching max queue delay of the recognizer"),
+    step_queue_delay_us: int = typer.Option(0, "--step-queue-delay-us", min=0,
+                                            help="dynamic batching max queue delay of preprocess and decode"),
     recognizer_instances: int = typer.Option(1, "--recognizer-instances"),
     preprocess_instances: int = typer.Option(2, "--preprocess-instances"),
     gpu: bool = typer.Option(True, "--gpu/--cpu", help="production recognizer instances on KIND_GPU (default) or KIND_CPU"),
@@ -37,10 +39,10 @@ def repo_command(
     preferred = tuple(b for b in (8, 16, 32) if b <= max_batch) if not local else ()
     options = RepositoryOptions(
         local=local,
-        preprocess=Scheduling(max_batch_size=max_batch, instances=preprocess_instances, max_queue_delay_us=0),
+        preprocess=Scheduling(max_batch_size=max_batch, instances=preprocess_instances, max_queue_delay_us=step_queue_delay_us),
         recognizer=Scheduling(max_batch_size=max_batch, max_queue_delay_us=queue_delay_us,
                               preferred_batch_sizes=preferred, instances=recognizer_instances, kind=kind),
-        decode=Scheduling(max_batch_size=max_batch, max_queue_delay_us=0),
+        decode=Scheduling(max_batch_size=max_batch, max_queue_delay_us=step_queue_delay_us),
         local_threads=local_threads,
         page=PageOptions() if page else None,
     )

@@ -154,10 +154,14 @@ def test_scheduling_validation() -> None:
 
 def test_cli_repo_and_validate(onnx_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "repo"
-    result = CliRunner().invoke(cli_app, ["serve", "repo", "--onnx", str(onnx_file), "--out", str(out), "--cpu", "--recognizer-instances", "3"])
+    result = CliRunner().invoke(cli_app, ["serve", "repo", "--onnx", str(onnx_file), "--out", str(out), "--cpu", "--recognizer-instances", "3",
+                                          "--step-queue-delay-us", "1000"])
     assert result.exit_code == 0, result.output
     rec = _parse(out / "recognizer" / "config.pbtxt")
     assert rec.instance_group[0].kind == KIND.KIND_CPU and rec.instance_group[0].count == 3
+    assert rec.dynamic_batching.max_queue_delay_microseconds == 500
+    for step in ("preprocess", "decode"):
+        assert _parse(out / step / "config.pbtxt").dynamic_batching.max_queue_delay_microseconds == 1000
     assert CliRunner().invoke(cli_app, ["serve", "validate", "--repo", str(out)]).exit_code == 0
     (out / "decode" / "config.pbtxt").write_text("nonsense: 1\n")
     result = CliRunner().invoke(cli_app, ["serve", "validate", "--repo", str(out)])
