@@ -129,6 +129,7 @@ class TrainSpec(_Section):
     warmup_steps: Count = 0
     grad_clip: Optional[NonNegative] = None  # None or 0: no clipping
     checkpoint_every: Positive = 100
+    keep_every: Count = 0  # also keep the checkpoint of every N-th step as step<N>.pt (the candidates of an average)
     val_every: Count = 0  # 0: no validation
     log_every: Positive = 10
     num_workers: Count = 0

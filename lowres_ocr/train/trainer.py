@@ -256,6 +256,7 @@ class Trainer:
         use_amp = self.device.type == "cuda" and self.tcfg.get("amp", "auto") in ("auto", True, "bf16")
         log_every, ckpt_every = int(self.tcfg.get("log_every", 10)), int(self.tcfg.get("checkpoint_every", 100))
         val_every = int(self.tcfg.get("val_every", 0))
+        keep_every = int(self.tcfg.get("keep_every", 0))
         samples = 0
         t0 = time.perf_counter()
         progress = _progress(self.rank == 0, self.step, steps)
@@ -292,6 +293,8 @@ class Trainer:
             stop = all_any(self.stop_requested, self.device)
             if self.step % ckpt_every == 0 or self.step == steps or stop:
                 self.save("last.pt")
+            if keep_every and self.step % keep_every == 0:
+                self.save(f"step{self.step}.pt")
             if dist.is_initialized():
                 dist.barrier()
             if stop:

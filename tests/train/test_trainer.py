@@ -196,10 +196,13 @@ def test_frozen_recognizer_stage_trains_only_a_wider_sr_branch(tmp_path, real_pa
 def test_a_direct_read_model_without_sr_branch_trains(tmp_path, real_pairs_dir):
     """``sr: {kind: none}`` with ``sr_scale`` 1: crops read at the recognizer's resolution, nothing to train in SR."""
     cfg = load_config("small", ["train.steps=2", "train.val_every=2", "train.checkpoint_every=2", "train.num_workers=0",
-                                "loss_weights.sr=0", "loss_weights.contrastive=0"])
+                                "loss_weights.sr=0", "loss_weights.contrastive=0", "train.keep_every=1"])
     cfg["model"].update(sr={"kind": "none"}, geometry={"kind": "aspect", "height": 32, "width": 128, "sr_scale": 1})
     cfg["train"]["freeze"] = ["sr", "projection"]
     final = _train_in_process(cfg, real_pairs_dir, tmp_path / "run")
+    kept = {n: torch.load(tmp_path / "run" / f"step{n}.pt", weights_only=False) for n in (1, 2)}  # keep_every: 1
+    assert [kept[n]["step"] for n in (1, 2)] == [1, 2]
+    assert all(torch.equal(kept[2]["model"][k], final["model"][k]) for k in final["model"])
     assert final["config"]["sr"]["kind"] == "none" and not any(k.startswith("sr.") for k in final["model"])
     val = [r for r in _records(tmp_path / "run") if "val_accuracy" in r][-1]
     assert val["val_accuracy"] == val["val_bicubic_accuracy"]  # the SR image is the input itself
