@@ -135,15 +135,17 @@ async def _async_load(url: str, protocol: str, crops: list[bytes], concurrency: 
 
 def run_cell(url: str, protocol: str, crops: list[bytes], concurrency: int, duration: float, client: str = "async") -> Cell:
     if client == "async":
-        lat_s, errors, seconds = asyncio.run(_async_load(url, protocol, crops, concurrency, duration))
-        lat = np.array(lat_s) * 1000
-        return Cell(protocol, concurrency, len(lat), errors, seconds,
-                    float(np.percentile(lat, 50)) if len(lat) else float("nan"),
-                    float(np.percentile(lat, 99)) if len(lat) else float("nan"))
-    return _run_processes(url, protocol, crops, concurrency, duration)
+        latencies, errors, seconds = asyncio.run(_async_load(url, protocol, crops, concurrency, duration))
+    else:
+        latencies, errors, seconds = _run_processes(url, protocol, crops, concurrency, duration)
+    lat = np.array(latencies) * 1000
+    return Cell(protocol, concurrency, len(lat), errors, seconds,
+                float(np.percentile(lat, 50)) if len(lat) else float("nan"),
+                float(np.percentile(lat, 99)) if len(lat) else float("nan"))
 
 
-def _run_processes(url: str, protocol: str, crops: list[bytes], concurrency: int, duration: float) -> Cell:
+def _run_processes(url: str, protocol: str, crops: list[bytes], concurrency: int, duration: float) -> tuple[list[float], int, float]:
+    """``concurrency`` spawned client processes, one blocking tritonclient each: latencies (s), errors, seconds."""
     ctx = mp.get_context("spawn")  # gRPC does not survive fork
     barrier, queue = ctx.Barrier(concurrency), ctx.Queue()
     procs = [ctx.Process(target=_client, args=(url, protocol, crops, k * 7, duration, barrier, queue)) for k in range(concurrency)]
@@ -152,11 +154,7 @@ def _run_processes(url: str, protocol: str, crops: list[bytes], concurrency: int
     results = [queue.get(timeout=duration + 120) for _ in procs]
     for p in procs:
         p.join(30)
-    lat = np.array([x for r in results for x in r[0]]) * 1000
-    seconds = max(r[2] for r in results)
-    return Cell(protocol, concurrency, len(lat), sum(r[1] for r in results), seconds,
-                float(np.percentile(lat, 50)) if len(lat) else float("nan"),
-                float(np.percentile(lat, 99)) if len(lat) else float("nan"))
+    return [x for r in results for x in r[0]], sum(r[1] for r in results), max(r[2] for r in results)
 
 
 def batching(url: str) -> dict[str, float]:
